@@ -1,0 +1,18 @@
+"""Scoring: POST /v1/score, the decision engine as a dry run (nothing stored)."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signoff.api import build_app, handle, scoring
+from signoff.observability import logger, metrics, tracer
+
+app = build_app(scoring)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(app, event, context)

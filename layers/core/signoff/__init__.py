@@ -1,0 +1,1 @@
+"""Signoff core: the decision engine, the policy, the domain services and their ports."""

@@ -1,0 +1,1 @@
+"""Adapters implementing the ports: AWS (boto3) and in-memory fakes for tests and benchmarks."""

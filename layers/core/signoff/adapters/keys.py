@@ -1,0 +1,47 @@
+"""Item keys of the single table, shared by the DynamoDB adapter and the in-memory fake so both
+order and page checkpoints the same way."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from signoff.errors import InvalidPageToken
+from signoff.models import Checkpoint, Status
+
+META = "META"
+
+
+def pk(checkpoint_id: str) -> str:
+    return f"CP#{checkpoint_id}"
+
+
+def event_sk(seq: int) -> str:
+    return f"EVT#{seq:08d}"
+
+
+def status_pk(status: Status) -> str:
+    return f"STATUS#{status.value}"
+
+
+def status_sk(cp: Checkpoint) -> str:
+    # Pending checkpoints sort by deadline (the ones about to time out first); decided ones,
+    # which have no live deadline, by creation time.
+    when = cp.deadline if cp.status is Status.PENDING and cp.deadline else cp.created_at
+    return f"{when.isoformat()}#{cp.id}"
+
+
+def encode_token(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        key = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidPageToken() from None
+    if not isinstance(key, dict) or not all(isinstance(v, str) for v in key.values()):
+        raise InvalidPageToken()
+    return key

@@ -1,0 +1,104 @@
+"""In-memory fakes that honour the same conditions as the AWS adapters."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
+from signoff.adapters.keys import decode_token, encode_token, status_sk
+from signoff.audit import AuditEvent
+from signoff.errors import AlreadyExists, InvalidPageToken, NotFound, StaleCheckpoint
+from signoff.models import Checkpoint, CheckpointPage, Status
+
+
+class InMemoryCheckpointRepository:
+    def __init__(self) -> None:
+        self._checkpoints: dict[str, Checkpoint] = {}
+        self._events: dict[str, list[AuditEvent]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, checkpoint: Checkpoint, events: list[AuditEvent]) -> None:
+        with self._lock:
+            if checkpoint.id in self._checkpoints:
+                raise AlreadyExists(checkpoint.id)
+            self._checkpoints[checkpoint.id] = checkpoint
+            self._events[checkpoint.id] = list(events)
+
+    def get(self, checkpoint_id: str) -> Checkpoint:
+        try:
+            return self._checkpoints[checkpoint_id]
+        except KeyError:
+            raise NotFound(checkpoint_id) from None
+
+    def save(self, checkpoint: Checkpoint, *, expected: Checkpoint, event: AuditEvent) -> None:
+        with self._lock:
+            current = self._checkpoints.get(checkpoint.id)
+            if current is None:
+                raise NotFound(checkpoint.id)
+            if current.status != expected.status or current.audit_seq != expected.audit_seq:
+                raise StaleCheckpoint(checkpoint.id)
+            self._checkpoints[checkpoint.id] = checkpoint
+            self._events[checkpoint.id].append(event)
+
+    def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
+        after = ""
+        if next_token:
+            key = decode_token(next_token)
+            if "sk" not in key:
+                raise InvalidPageToken()
+            after = key["sk"]
+        ordered = sorted(
+            (status_sk(cp), cp) for cp in list(self._checkpoints.values()) if cp.status is status
+        )
+        page = [(sk, cp) for sk, cp in ordered if sk > after][: limit + 1]
+        more = len(page) > limit
+        page = page[:limit]
+        token = encode_token({"sk": page[-1][0]}) if more and page else None
+        return CheckpointPage(items=[cp for _, cp in page], next_token=token)
+
+    def events(self, checkpoint_id: str) -> list[AuditEvent]:
+        return list(self._events.get(checkpoint_id, []))
+
+
+
+class InMemoryIdempotencyStore(BasePersistenceLayer):
+    """Powertools idempotency persistence in a dict, with the DynamoDB layer's put condition:
+    a record may be written only if absent, expired, or an in-progress record whose lock lapsed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, DataRecord] = {}
+        self._lock = threading.Lock()
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        try:
+            return self.records[idempotency_key]
+        except KeyError:
+            raise IdempotencyItemNotFoundError() from None
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            current = self.records.get(data_record.idempotency_key)
+            if current is not None and not current.is_expired:
+                lock_lapsed = (
+                    current.status == STATUS_CONSTANTS["INPROGRESS"]
+                    and current.in_progress_expiry_timestamp is not None
+                    and current.in_progress_expiry_timestamp < int(time.time() * 1000)
+                )
+                if not lock_lapsed:
+                    # Like the DynamoDB layer: compare payload hashes before handing back the record.
+                    self._validate_payload(data_payload=data_record, stored_data_record=current)
+                    raise IdempotencyItemAlreadyExistsError(old_data_record=current)
+            self.records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self.records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self.records.pop(data_record.idempotency_key, None)

@@ -1,0 +1,39 @@
+"""Settings read from the function's environment, validated on first use: a missing table name
+fails loudly, naming the variable, instead of defaulting silently."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from signoff.errors import SignoffError
+
+
+class SettingsError(SignoffError):
+    pass
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        values = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            missing = ", ".join(str(e["loc"][0]).upper() for e in exc.errors())
+            raise SettingsError(f"{cls.__name__}: missing or invalid environment variables: {missing}") from None
+
+
+class PolicySettings(_Settings):
+    signoff_policy_path: Path
+
+
+class ApiSettings(PolicySettings):
+    table_name: str
+    idempotency_table_name: str
