@@ -1,0 +1,1 @@
+"""Signoff's CDK constructs: one per concern, composed by SignoffStack."""

@@ -1,0 +1,98 @@
+"""The REST API: IAM (SigV4) auth on every checkpoint and scoring route, access logs, tracing,
+and the intake and scoring functions behind it."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from signoff_infra import nag
+from signoff_infra.data import DataTables
+from signoff_infra.functions import SignoffFunction
+
+STAGE = "live"
+API_LOGS_POLICY = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+
+
+class SignoffApi(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, data: DataTables, layer: lambda_.ILayerVersion) -> None:
+        super().__init__(scope, construct_id)
+        self.intake = SignoffFunction(
+            self,
+            "Intake",
+            name="intake",
+            description="POST/GET /v1/checkpoints*: score, gate and store checkpoint requests",
+            layer=layer,
+            environment={
+                "TABLE_NAME": data.table.table_name,
+                "IDEMPOTENCY_TABLE_NAME": data.idempotency.table_name,
+            },
+        )
+        data.table.grant_read_write_data(self.intake.function)
+        data.idempotency.grant_read_write_data(self.intake.function)
+
+        self.scoring = SignoffFunction(
+            self,
+            "Scoring",
+            name="scoring",
+            description="POST /v1/score: the decision engine as a dry run (stores nothing)",
+            layer=layer,
+        )
+
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name="signoff",
+            description="Signoff: may this automation run?",
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=cdk.RemovalPolicy.DESTROY,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE,
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+            # Pipelines sign with SigV4; the caller's IAM identity is the `caller` of a checkpoint.
+            default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
+        )
+        # Basic validation at the edge; bodies are validated with field-level errors by the handlers.
+        validator = self.rest_api.add_request_validator(
+            "Basic", validate_request_parameters=True, validate_request_body=True
+        )
+        intake = apigw.LambdaIntegration(self.intake.function)
+        scoring = apigw.LambdaIntegration(self.scoring.function)
+
+        v1 = self.rest_api.root.add_resource("v1")
+        checkpoints = v1.add_resource("checkpoints")
+        checkpoints.add_method("POST", intake, request_validator=validator)
+        checkpoints.add_method("GET", intake, request_validator=validator)
+        one = checkpoints.add_resource("{checkpoint_id}")
+        one.add_method("GET", intake, request_validator=validator)
+        one.add_resource("events").add_method("GET", intake, request_validator=validator)
+        one.add_resource("outcome").add_method("POST", intake, request_validator=validator)
+        v1.add_resource("score").add_method("POST", scoring, request_validator=validator)
+        # The schema is public documentation: no credentials needed to read it.
+        openapi = v1.add_resource("openapi.json").add_method(
+            "GET", intake, authorization_type=apigw.AuthorizationType.NONE, request_validator=validator
+        )
+        nag.acknowledge(openapi, "AwsSolutions-APIG4", nag.PUBLIC_SCHEMA)
+        nag.acknowledge(self.rest_api, nag.managed_policy_finding(API_LOGS_POLICY), nag.API_LOGS_ROLE)
+        index_grant = f"AwsSolutions-IAM5[Resource::<{nag.logical_id(data.table)}.Arn>/index/*]"
+        nag.acknowledge(self.intake.role, index_grant, nag.TABLE_INDEXES)

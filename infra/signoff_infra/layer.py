@@ -1,0 +1,93 @@
+"""The core layer: the `signoff` package, its dependencies and the policy file, built with pip on
+the synthesizing machine (no Docker). Dependencies are cached by their requirements' hash, so a
+second synthesis only copies files."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "layers" / "core"
+REQUIREMENTS = CORE / "requirements.txt"
+CACHE = ROOT / ".cache" / "layer-deps"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+PYTHON_VERSION = "3.14"
+PLATFORM = "manylinux2014_x86_64"
+POLICY_IN_LAYER = "/opt/signoff.yaml"  # layers unpack under /opt
+
+
+def _tree_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for base in paths:
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for file in files:
+            if "__pycache__" in file.parts or file.suffix == ".pyc":
+                continue
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _dependencies() -> Path:
+    """pip-install the layer's requirements for the Lambda platform, once per requirements hash."""
+    key = hashlib.sha256(f"{PLATFORM}|{PYTHON_VERSION}|".encode() + REQUIREMENTS.read_bytes()).hexdigest()[:16]
+    target = CACHE / key
+    if not (target / ".complete").exists():
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run(
+            [
+                sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                "--target", str(target), "--platform", PLATFORM, "--implementation", "cp",
+                "--python-version", PYTHON_VERSION, "--only-binary=:all:", "-r", str(REQUIREMENTS),
+            ],
+            check=True,
+        )  # fmt: skip
+        (target / ".complete").touch()
+    return target
+
+
+@jsii.implements(cdk.ILocalBundling)
+class _LocalBundler:
+    def __init__(self, policy_path: Path) -> None:
+        self.policy_path = policy_path
+
+    def try_bundle(self, output_dir: str, options: Any) -> bool:  # noqa: ARG002 (jsii passes the options positionally)
+        python = Path(output_dir) / "python"
+        shutil.copytree(_dependencies(), python, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+        shutil.copytree(CORE / "signoff", python / "signoff", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copyfile(self.policy_path, Path(output_dir) / "signoff.yaml")
+        return True
+
+
+class CoreLayer(Construct):
+    """The layer every Signoff function runs on."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, policy_path: Path) -> None:
+        super().__init__(scope, construct_id)
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Layer",
+            description="signoff core package, its dependencies and the policy",
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[lambda_.Architecture.X86_64],
+            code=lambda_.Code.from_asset(
+                str(CORE),
+                # The asset changes when the package, its requirements or the policy change.
+                asset_hash_type=cdk.AssetHashType.CUSTOM,
+                asset_hash=_tree_digest([CORE / "signoff", REQUIREMENTS, policy_path]),
+                bundling=cdk.BundlingOptions(
+                    image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
+                    local=_LocalBundler(policy_path),
+                ),
+            ),
+        )
