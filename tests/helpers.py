@@ -105,7 +105,7 @@ class FakeLambdaContext:
 @dataclass
 class MemoryWiring:
     service: CheckpointService
-    repo: InMemoryCheckpointRepository
+    repo: CheckpointRepository
     store: InMemoryIdempotencyStore | None
     clock: FixedClock
 
@@ -116,18 +116,18 @@ def memory_service(
     idempotency: bool = True,
     repo: CheckpointRepository | None = None,
 ) -> MemoryWiring:
-    """A CheckpointService on in-memory fakes and a fixed clock."""
-    memory_repo = InMemoryCheckpointRepository()
+    """A CheckpointService on in-memory fakes (or the given repository) and a fixed clock."""
+    repo = repo if repo is not None else InMemoryCheckpointRepository()
     store = InMemoryIdempotencyStore() if idempotency else None
     clock = FixedClock()
     service = CheckpointService(
-        repo=repo if repo is not None else memory_repo,
+        repo=repo,
         policy=policy or shipped_policy(),
         clock=clock,
         idempotency_store=store,
     )
     service.bind_lambda_context(FakeLambdaContext())
-    return MemoryWiring(service=service, repo=memory_repo, store=store, clock=clock)
+    return MemoryWiring(service=service, repo=repo, store=store, clock=clock)
 
 
 def stored_checkpoints(repo: CheckpointRepository) -> list[Any]:

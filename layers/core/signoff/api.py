@@ -173,14 +173,23 @@ def openapi_json() -> str:
     )
 
 
+def _entry_problem(status: int, title: str, detail: str) -> dict[str, Any]:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return {"statusCode": status, "headers": {"Content-Type": PROBLEM}, "body": json.dumps(body), "isBase64Encoded": False}
+
+
 def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Entry point shared by the API functions: refuse oversized bodies before parsing anything."""
+    """Entry point shared by the API functions: checks that need no parsing come first."""
     body = event.get("body") or ""
     size = len(body.encode() if isinstance(body, str) else body)
     if event.get("isBase64Encoded"):
         size = size * 3 // 4
     if size > MAX_BODY_BYTES:
-        detail = f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}"
-        body = {"type": "about:blank", "title": "Payload too large", "status": 413, "detail": detail}
-        return {"statusCode": 413, "headers": {"Content-Type": PROBLEM}, "body": json.dumps(body), "isBase64Encoded": False}
+        return _entry_problem(413, "Payload too large", f"the body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = (headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    if body and not (content_type == "application/json" or content_type.endswith("+json")):
+        # Otherwise a form-encoded body would be parsed as a form and the errors would make no sense.
+        detail = f"send the body as JSON with Content-Type: application/json (got {content_type})"
+        return _entry_problem(415, "Unsupported media type", detail)
     return app.resolve(event, context)

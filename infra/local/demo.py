@@ -1,0 +1,65 @@
+"""`make demo`: send the three samples in events/api to a running local stack (or any Signoff URL
+that accepts unsigned calls) and print each decision with its explanation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = [("auto", "checkpoint-auto.json"), ("soft", "checkpoint-soft.json"), ("hard", "checkpoint-hard.json")]
+
+
+def post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        f"{url}/v1/checkpoints",
+        data=body,
+        method="POST",
+        headers={"content-type": "application/json", "idempotency-key": f"demo-{uuid.uuid4()}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def describe(expected: str, status: int, cp: dict[str, object]) -> str:
+    assessment = cp.get("assessment") or {}
+    assert isinstance(assessment, dict)
+    gate = assessment.get("gate", {})
+    lines = [
+        f"{cp.get('request', {}).get('action')} {cp.get('request', {}).get('target')}"  # type: ignore[union-attr]
+        f" -> HTTP {status}, {cp.get('status')}, gate {gate.get('kind')} (expected {expected})",
+        f"  checkpoint {cp.get('id')}  policy {assessment.get('policy_version')}",
+    ]
+    lines += [f"  - {line}" for line in assessment.get("explanation", [])]
+    if cp.get("deadline"):
+        lines.append(f"  deadline {cp['deadline']} ({gate.get('timeout_rule')} when it passes)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    args = parser.parse_args(argv)
+    failures = 0
+    for expected, name in SAMPLES:
+        try:
+            status, cp = post(args.url, (ROOT / "events" / "api" / name).read_bytes())
+        except urllib.error.URLError as exc:
+            print(f"cannot reach {args.url} ({exc.reason}): start the local stack with `make local`", file=sys.stderr)
+            return 3
+        print(describe(expected, status, cp), end="\n\n")
+        gate = (cp.get("assessment") or {}).get("gate", {})  # type: ignore[union-attr]
+        failures += gate.get("kind") != expected
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The local API Gateway: HTTP on 127.0.0.1 turned into REST API proxy events for the very same
+handlers, and their proxy responses turned back into HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from local.stack import LocalStack, Route
+from local.template import ACCOUNT
+
+log = logging.getLogger("signoff.local")
+
+STAGE = "live"
+# API Gateway checks SigV4 and hands the handler the caller's IAM identity; locally nothing is
+# verified and every call comes from this principal (or the X-Signoff-Local-Caller header's).
+LOCAL_CALLER = f"arn:aws:iam::{ACCOUNT}:user/local-developer"
+CALLER_HEADER = "x-signoff-local-caller"
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
+
+
+def proxy_event(route: Route, params: dict[str, str], method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    try:
+        text: str | None = body.decode() if body else None
+        encoded = False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    caller = headers.get(CALLER_HEADER) or LOCAL_CALLER
+    return {
+        "resource": route.template,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": params or None,
+        "stageVariables": None,
+        "body": text,
+        "isBase64Encoded": encoded,
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "local",
+            "stage": STAGE,
+            "resourcePath": route.template,
+            "httpMethod": method,
+            "path": f"/{STAGE}{parts.path}",
+            "protocol": "HTTP/1.1",
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("user-agent"),
+                "userArn": caller if route.authorization == "AWS_IAM" else None,
+                "caller": caller if route.authorization == "AWS_IAM" else None,
+                "accessKey": None,
+                "user": None,
+            },
+        },
+    }
+
+
+class LocalApi:
+    def __init__(self, stack: LocalStack, host: str = "127.0.0.1", port: int = 8080) -> None:
+        self.stack = stack
+        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> LocalApi:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="signoff-local-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def dispatch(self, method: str, url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        path = urlsplit(url).path
+        if path in ("/", ""):
+            return _json(200, self.index())
+        found = self.stack.route(method, path)
+        if found is None:
+            status = 405 if self.stack.path_exists(path) else 404
+            return _json(status, {"message": f"no route {method} {path}"})
+        route, params = found
+        event = proxy_event(route, params, method, url, headers, body)
+        response = self.stack.functions[route.function].invoke(event)
+        return _from_proxy(response)
+
+    def index(self) -> dict[str, Any]:
+        return {
+            "service": "signoff (local stack)",
+            "routes": [f"{r.method} {r.template}" + (" (IAM)" if r.authorization == "AWS_IAM" else "") for r in self.stack.routes],
+        }
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "signoff-local"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length > MAX_BODY:
+                    self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Too Long"}')
+                    return
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    status, out_headers, payload = api.dispatch(self.command, self.path, headers, body)
+                except Exception:  # noqa: BLE001 - what API Gateway answers when the function fails
+                    log.exception("handler failed")
+                    status, out_headers, payload = 502, {"content-type": "application/json"}, b'{"message":"Internal server error"}'
+                self._reply(status, out_headers, payload)
+
+            def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.info("%s %s", self.address_string(), fmt % args)
+
+        return Handler
+
+
+def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
+    return status, {"content-type": "application/json"}, json.dumps(body, indent=2).encode()
+
+
+def _from_proxy(response: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: str(v) for k, v in (response.get("headers") or {}).items()}
+    for key, values in (response.get("multiValueHeaders") or {}).items():
+        headers[key] = ", ".join(str(v) for v in values)
+    body = response.get("body") or ""
+    payload = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+    return int(response.get("statusCode", 502)), headers, payload

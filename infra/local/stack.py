@@ -1,0 +1,238 @@
+"""Deploys the synthesized template into moto, in this process: tables, functions (run
+in-process), and the API's route table. One source of truth: what CDK would deploy."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from local.lambdas import FunctionRegistry, LocalFunction
+from local.template import ACCOUNT, REGION, Template
+
+log = logging.getLogger("signoff.local")
+
+# The local stack's quiet, offline defaults for the handlers (overridable from the environment).
+LOCAL_ENV = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+}
+LOG_LEVEL_VAR = "SIGNOFF_LOCAL_LOG_LEVEL"  # handler log level locally (default WARNING)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # e.g. /v1/checkpoints/{checkpoint_id}
+    function: str
+    authorization: str  # AWS_IAM or NONE
+
+    def match(self, path: str) -> dict[str, str] | None:
+        want, got = self.template.strip("/").split("/"), path.strip("/").split("/")
+        if len(want) != len(got):
+            return None
+        params: dict[str, str] = {}
+        for w, g in zip(want, got, strict=True):
+            if w.startswith("{") and w.endswith("}"):
+                if not g:
+                    return None
+                params[w[1:-1]] = g
+            elif w != g:
+                return None
+        return params
+
+
+@dataclass
+class LocalStack:
+    outdir: Path
+    template: Template | None = None
+    functions: FunctionRegistry = field(default_factory=FunctionRegistry)
+    routes: list[Route] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    _mock: Any = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        for key, value in LOCAL_ENV.items():
+            os.environ.setdefault(key, value)
+        os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get(LOG_LEVEL_VAR, "WARNING")
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        self.functions.install()
+        self.template = Template.load(self.outdir)
+        self._deploy()
+        return self
+
+    def stop(self) -> None:
+        self.functions.uninstall()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+    # -- deployment ----------------------------------------------------------------------------
+
+    def _deploy(self) -> None:
+        assert self.template is not None
+        t = self.template
+        for logical_id in t.resources("AWS::DynamoDB::Table"):
+            self._table(logical_id)
+        for logical_id in t.resources("AWS::Logs::LogGroup"):
+            t.refs[logical_id] = f"/signoff/local/{logical_id}"
+            self.client("logs").create_log_group(logGroupName=t.refs[logical_id])
+        for logical_id, res in t.resources("AWS::Lambda::LayerVersion").items():
+            t.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{logical_id}:1"
+            self._layers[t.refs[logical_id]] = t.asset_dir(res["Properties"]["Content"])
+        role = self.client("iam").create_role(RoleName="signoff-local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        for logical_id in t.resources("AWS::Lambda::Function"):
+            self._function(logical_id, role)
+        self._api()
+        for name, output in t.body.get("Outputs", {}).items():
+            try:
+                self.outputs[name] = str(t.resolve(output["Value"]))
+            except Exception:  # noqa: BLE001 - an output naming something not deployed locally is skipped
+                continue
+
+    _layers: dict[str, Path] = field(default_factory=dict)
+
+    def _table(self, logical_id: str) -> None:
+        assert self.template is not None
+        props = self.template.props(logical_id)
+        name = f"Signoff-{logical_id}"
+        args: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if "GlobalSecondaryIndexes" in props:
+            args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if "StreamSpecification" in props:
+            args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        ddb = self.client("dynamodb")
+        desc = ddb.create_table(**args)["TableDescription"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        self.template.refs[logical_id] = name
+        self.template.attrs[(logical_id, "Arn")] = desc["TableArn"]
+        if "LatestStreamArn" in desc:
+            self.template.attrs[(logical_id, "StreamArn")] = desc["LatestStreamArn"]
+
+    def _function(self, logical_id: str, role: str) -> None:
+        assert self.template is not None
+        t = self.template
+        wanted = ("Handler", "Environment", "Layers", "Timeout", "MemorySize")
+        props = t.resolve({k: v for k, v in t.props(logical_id).items() if k in wanted})
+        code_dir = t.asset_dir(t.props(logical_id)["Code"])
+        layers = [self._layers[arn] for arn in props.get("Layers", []) if arn in self._layers]
+        env = {k: self._opt_path(str(v), layers) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+        created = self.client("lambda").create_function(
+            FunctionName=logical_id,
+            Runtime="python3.12",  # moto validates the name; the handler runs in this interpreter
+            Role=role,
+            Handler=props["Handler"],
+            Code={"ZipFile": _empty_zip()},
+            Environment={"Variables": env},
+            Timeout=int(props.get("Timeout", 30)),
+        )
+        t.refs[logical_id] = logical_id
+        t.attrs[(logical_id, "Arn")] = created["FunctionArn"]
+        self.functions.add(
+            LocalFunction(
+                name=logical_id,
+                code_dir=code_dir,
+                handler=props["Handler"],
+                environment=env,
+                memory_mb=int(props.get("MemorySize", 512)),
+            )
+        )
+        # Handlers share this process's environment: every function's variables are applied
+        # once. Signoff's functions agree on shared names, so a conflict is a bug worth seeing.
+        for key, value in env.items():
+            if key.startswith("POWERTOOLS_LOG_LEVEL"):
+                continue
+            if os.environ.get(key, value) != value and key in self._applied:
+                log.warning("environment variable %s differs between functions", key)
+            os.environ[key] = value
+            self._applied.add(key)
+
+    _applied: set[str] = field(default_factory=set)
+
+    @staticmethod
+    def _opt_path(value: str, layers: list[Path]) -> str:
+        """Layers unpack under /opt in Lambda; locally that is the layer's staged asset folder."""
+        if not value.startswith("/opt/"):
+            return value
+        for layer in layers:
+            candidate = layer / value.removeprefix("/opt/")
+            if candidate.exists():
+                return str(candidate)
+        return value
+
+    def _api(self) -> None:
+        assert self.template is not None
+        t = self.template
+        for logical_id in t.resources("AWS::ApiGateway::RestApi"):
+            t.refs[logical_id] = "local"
+            t.attrs[(logical_id, "RootResourceId")] = "/"
+        paths: dict[str, str] = {}
+        resources = t.resources("AWS::ApiGateway::Resource")
+
+        def path_of(ref: str) -> str:
+            if ref == "/":
+                return ""
+            if ref not in paths:
+                props = resources[ref]["Properties"]
+                parent = props["ParentId"]
+                parent_ref = "/" if "Fn::GetAtt" in parent else parent["Ref"]
+                paths[ref] = f"{path_of(parent_ref)}/{props['PathPart']}"
+            return paths[ref]
+
+        for res in t.resources("AWS::ApiGateway::Method").values():
+            props = res["Properties"]
+            resource = props["ResourceId"]
+            template_path = path_of("/" if "Fn::GetAtt" in resource else resource["Ref"]) or "/"
+            uri_parts = props["Integration"]["Uri"]["Fn::Join"][1]
+            function = next(p["Fn::GetAtt"][0] for p in uri_parts if isinstance(p, dict) and "Fn::GetAtt" in p)
+            self.routes.append(Route(props["HttpMethod"], template_path, function, props.get("AuthorizationType", "NONE")))
+        self.routes.sort(key=lambda r: (r.template.count("{"), r.template))
+
+    def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            params = route.match(path)
+            if params is not None and route.method == method:
+                return route, params
+        return None
+
+    def path_exists(self, path: str) -> bool:
+        return any(r.match(path) is not None for r in self.routes)
+
+
+def _empty_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("handler.py", "# runs in-process in the local stack\n")
+    return buf.getvalue()

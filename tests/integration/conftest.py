@@ -1,0 +1,99 @@
+"""Integration tests: the DynamoDB adapter and the intake handler against moto, in-process.
+
+The tables are created here, once, exactly as the CDK stack defines them: the single table
+(pk/sk, GSI "by-status" on status_pk/status_sk, on-demand, stream NEW_AND_OLD_IMAGES) and the
+Powertools idempotency table (id, TTL on expiration)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from signoff import wiring
+from signoff.adapters.dynamodb import STATUS_INDEX, DynamoCheckpointRepository
+from tests.helpers import POLICY_PATH, offline
+
+TABLE_NAME = "signoff-test-checkpoints"
+IDEMPOTENCY_TABLE_NAME = "signoff-test-idempotency"
+
+
+@dataclass
+class Tables:
+    client: Any
+    table_name: str = TABLE_NAME
+    idempotency_table_name: str = IDEMPOTENCY_TABLE_NAME
+
+    def items(self, table: str | None = None) -> list[dict[str, Any]]:
+        """Every item of a table (low-level attribute values), scanned consistently."""
+        paginator = self.client.get_paginator("scan")
+        pages = paginator.paginate(TableName=table or self.table_name, ConsistentRead=True)
+        return [item for page in pages for item in page.get("Items", [])]
+
+    def sort_keys(self) -> list[str]:
+        return sorted(item["sk"]["S"] for item in self.items())
+
+    def idempotency_statuses(self) -> list[str]:
+        return [item["status"]["S"] for item in self.items(self.idempotency_table_name)]
+
+
+def create_tables(client: Any, table_name: str = TABLE_NAME, idempotency_table_name: str = IDEMPOTENCY_TABLE_NAME) -> None:
+    """The table contract the CDK stack implements."""
+    client.create_table(
+        TableName=table_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "status_pk", "status_sk")
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": STATUS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "status_pk", "KeyType": "HASH"},
+                    {"AttributeName": "status_sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    client.create_table(
+        TableName=idempotency_table_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    client.update_time_to_live(
+        TableName=idempotency_table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_network() -> Iterator[None]:
+    with offline():
+        yield
+
+
+@pytest.fixture
+def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tables]:
+    """Fresh moto tables, the intake function's environment, and wiring rebuilt inside moto."""
+    monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE_NAME)
+    monkeypatch.setenv("SIGNOFF_POLICY_PATH", str(POLICY_PATH))
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_tables(client)
+        wiring.reset()
+        yield Tables(client=client)
+        wiring.reset()
+
+
+@pytest.fixture
+def repo(tables: Tables) -> DynamoCheckpointRepository:
+    return DynamoCheckpointRepository(tables.table_name)
