@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from app import build_app
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, dict[str, Any]]:
+    """Synthesize once per session (the first synthesis costs seconds)."""
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app, stack = build_app(outdir=str(outdir))
+    app.synth()
+    body = json.loads((Path(outdir) / f"{stack.stack_name}.template.json").read_text())
+    return Template.from_json(body), body
+
+
+@pytest.fixture(scope="session")
+def template(synthesized: tuple[Template, dict[str, Any]]) -> Template:
+    return synthesized[0]
+
+
+@pytest.fixture(scope="session")
+def body(synthesized: tuple[Template, dict[str, Any]]) -> dict[str, Any]:
+    return synthesized[1]
