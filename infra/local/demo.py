@@ -10,12 +10,13 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = [("auto", "checkpoint-auto.json"), ("soft", "checkpoint-soft.json"), ("hard", "checkpoint-hard.json")]
 
 
-def post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
+def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         f"{url}/v1/checkpoints",
         data=body,
@@ -29,18 +30,20 @@ def post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def describe(expected: str, status: int, cp: dict[str, object]) -> str:
+def describe(expected: str, status: int, cp: dict[str, Any]) -> str:
     assessment = cp.get("assessment") or {}
-    assert isinstance(assessment, dict)
     gate = assessment.get("gate", {})
+    request = cp.get("request") or {}
     lines = [
-        f"{cp.get('request', {}).get('action')} {cp.get('request', {}).get('target')}"  # type: ignore[union-attr]
-        f" -> HTTP {status}, {cp.get('status')}, gate {gate.get('kind')} (expected {expected})",
+        f"{request.get('action')} {request.get('target')} -> HTTP {status}, {cp.get('status')},"
+        f" gate {gate.get('kind')} (expected {expected})",
         f"  checkpoint {cp.get('id')}  policy {assessment.get('policy_version')}",
     ]
     lines += [f"  - {line}" for line in assessment.get("explanation", [])]
     if cp.get("deadline"):
         lines.append(f"  deadline {cp['deadline']} ({gate.get('timeout_rule')} when it passes)")
+    if cp.get("errors"):
+        lines += [f"  ! {e['field']}: {e['message']}" for e in cp["errors"]]
     return "\n".join(lines)
 
 
@@ -56,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cannot reach {args.url} ({exc.reason}): start the local stack with `make local`", file=sys.stderr)
             return 3
         print(describe(expected, status, cp), end="\n\n")
-        gate = (cp.get("assessment") or {}).get("gate", {})  # type: ignore[union-attr]
-        failures += gate.get("kind") != expected
+        failures += (cp.get("assessment") or {}).get("gate", {}).get("kind") != expected
     return 1 if failures else 0
 
 

@@ -26,7 +26,9 @@ CALLER_HEADER = "x-signoff-local-caller"
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
 
 
-def proxy_event(route: Route, params: dict[str, str], method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def proxy_event(
+    route: Route, params: dict[str, str], method: str, url: str, headers: dict[str, str], body: bytes
+) -> dict[str, Any]:
     parts = urlsplit(url)
     query = parse_qs(parts.query, keep_blank_values=True)
     try:
@@ -90,7 +92,9 @@ class LocalApi:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def dispatch(self, method: str, url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def dispatch(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         path = urlsplit(url).path
         if path in ("/", ""):
             return _json(200, self.index())
@@ -106,7 +110,10 @@ class LocalApi:
     def index(self) -> dict[str, Any]:
         return {
             "service": "signoff (local stack)",
-            "routes": [f"{r.method} {r.template}" + (" (IAM)" if r.authorization == "AWS_IAM" else "") for r in self.stack.routes],
+            "routes": [
+                f"{r.method} {r.template}" + (" (IAM)" if r.authorization == "AWS_IAM" else "")
+                for r in self.stack.routes
+            ],
         }
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -126,7 +133,11 @@ class LocalApi:
                     status, out_headers, payload = api.dispatch(self.command, self.path, headers, body)
                 except Exception:  # noqa: BLE001 - what API Gateway answers when the function fails
                     log.exception("handler failed")
-                    status, out_headers, payload = 502, {"content-type": "application/json"}, b'{"message":"Internal server error"}'
+                    status, out_headers, payload = (
+                        502,
+                        {"content-type": "application/json"},
+                        b'{"message":"Internal server error"}',
+                    )
                 self._reply(status, out_headers, payload)
 
             def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:

@@ -217,7 +217,9 @@ class LocalStack:
             template_path = path_of("/" if "Fn::GetAtt" in resource else resource["Ref"]) or "/"
             uri_parts = props["Integration"]["Uri"]["Fn::Join"][1]
             function = next(p["Fn::GetAtt"][0] for p in uri_parts if isinstance(p, dict) and "Fn::GetAtt" in p)
-            self.routes.append(Route(props["HttpMethod"], template_path, function, props.get("AuthorizationType", "NONE")))
+            self.routes.append(
+                Route(props["HttpMethod"], template_path, function, props.get("AuthorizationType", "NONE"))
+            )
         self.routes.sort(key=lambda r: (r.template.count("{"), r.template))
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 import jsii
@@ -87,7 +87,7 @@ class CoreLayer(Construct):
                 asset_hash=_tree_digest([CORE / "signoff", REQUIREMENTS, policy_path]),
                 bundling=cdk.BundlingOptions(
                     image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
-                    local=_LocalBundler(policy_path),
+                    local=cast(cdk.ILocalBundling, _LocalBundler(policy_path)),
                 ),
             ),
         )

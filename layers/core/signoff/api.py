@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
@@ -18,7 +19,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff.errors import Conflict, InvalidRequest, NotFound
-from signoff.models import CHECKPOINT_ID_RE, Assessment, Checkpoint, CheckpointPage, CheckpointRequest, OutcomeRequest, Status
+from signoff.models import (
+    CHECKPOINT_ID_RE,
+    Assessment,
+    CheckpointPage,
+    CheckpointRequest,
+    OutcomeRequest,
+    Status,
+)
 from signoff.observability import logger
 from signoff.service import score_request
 from signoff.wiring import api_service, policy
@@ -28,8 +36,8 @@ PROBLEM = "application/problem+json"
 API_TITLE = "Signoff"
 API_VERSION = "1.0.0"
 
-checkpoints = Router()
-scoring = Router()
+checkpoints = Router()  # type: ignore[no-untyped-call]
+scoring = Router()  # type: ignore[no-untyped-call]
 
 
 def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None) -> Response[str]:
@@ -42,7 +50,8 @@ def problem(status: int, title: str, detail: str, errors: list[dict[str, str]] |
 
 def _caller(router: Router) -> str:
     """The authenticated principal: API Gateway's IAM identity (or the local stack's stand-in)."""
-    identity = router.current_event.request_context.identity
+    event = cast(APIGatewayProxyEvent, router.current_event)
+    identity = event.request_context.identity
     return identity.user_arn or identity.caller or "anonymous"
 
 
@@ -61,7 +70,12 @@ def create_checkpoint(
     body: CheckpointRequest,
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Retries with the same key and body return the same checkpoint"),
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Retries with the same key and body return the same checkpoint",
+        ),
     ] = None,
 ) -> Response[str]:
     service = api_service()
@@ -80,7 +94,7 @@ def list_checkpoints(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response[str]:
-    page: CheckpointPage = api_service().list(Status(status.upper()), limit=limit, next_token=next_token)
+    page: CheckpointPage = api_service().list_by_status(Status(status.upper()), limit=limit, next_token=next_token)
     return _json(200, page)
 
 
@@ -89,14 +103,18 @@ def get_checkpoint(checkpoint_id: Annotated[str, Path()]) -> Response[str]:
     return _json(200, api_service().get(_checkpoint_id(checkpoint_id)))
 
 
-@checkpoints.get("/v1/checkpoints/<checkpoint_id>/events", summary="Read a checkpoint's audit trail", tags=["checkpoints"])
+@checkpoints.get(
+    "/v1/checkpoints/<checkpoint_id>/events", summary="Read a checkpoint's audit trail", tags=["checkpoints"]
+)
 def get_events(checkpoint_id: Annotated[str, Path()]) -> Response[str]:
     events = api_service().events(_checkpoint_id(checkpoint_id))
     body = json.dumps({"items": [e.model_dump(mode="json") for e in events]})
     return Response(status_code=200, content_type="application/json", body=body)
 
 
-@checkpoints.post("/v1/checkpoints/<checkpoint_id>/outcome", summary="Report how the action went (once)", tags=["checkpoints"])
+@checkpoints.post(
+    "/v1/checkpoints/<checkpoint_id>/outcome", summary="Report how the action went (once)", tags=["checkpoints"]
+)
 def report_outcome(checkpoint_id: Annotated[str, Path()], body: OutcomeRequest) -> Response[str]:
     cp = api_service().report_outcome(_checkpoint_id(checkpoint_id), body, caller=_caller(checkpoints))
     return _json(200, cp)
@@ -109,7 +127,9 @@ def score(body: CheckpointRequest) -> Response[str]:
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header") else [str(p) for p in loc]
+    parts = (
+        [str(p) for p in loc[1:]] if loc and loc[0] in ("body", "query", "path", "header") else [str(p) for p in loc]
+    )
     prefix = {"query": "query ", "path": "path ", "header": "header "}.get(str(loc[0]) if loc else "", "")
     return prefix + ".".join(parts) if parts else prefix.strip() or "body"
 
@@ -126,7 +146,9 @@ def _install_error_handlers(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(InvalidRequest)
     def _domain_invalid(exc: InvalidRequest) -> Response[str]:
-        return problem(422, "Invalid request", f"{exc.field}: {exc.message}", [{"field": exc.field, "message": exc.message}])
+        return problem(
+            422, "Invalid request", f"{exc.field}: {exc.message}", [{"field": exc.field, "message": exc.message}]
+        )
 
     @app.exception_handler(NotFound)
     def _not_found(exc: NotFound) -> Response[str]:
@@ -169,13 +191,18 @@ def openapi_json() -> str:
     return build_app(checkpoints, scoring).get_openapi_json_schema(
         title=API_TITLE,
         version=API_VERSION,
-        description="Ask Signoff whether an automated action may run; auto, soft (veto window) or hard (approval) gates.",
+        description="Ask whether an automated action may run: auto, soft (veto window) or hard (approval) gates.",
     )
 
 
 def _entry_problem(status: int, title: str, detail: str) -> dict[str, Any]:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return {"statusCode": status, "headers": {"Content-Type": PROBLEM}, "body": json.dumps(body), "isBase64Encoded": False}
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": PROBLEM},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
 
 
 def handle(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -168,8 +168,7 @@ def assess(request: CheckpointRequest, loaded: LoadedPolicy) -> Assessment:
         f"score {breakdown.score:g}/100: "
         + ", ".join(f"{c.name} {c.points:g}/{c.max_points:g}" for c in breakdown.contributions)
         + "".join(f", {p.name} {p.points:g}" for p in breakdown.penalties),
-        f"risk {risk.risk_class}"
-        + (f" (rule {risk.rule})" if risk.rule else " (no rule fired: default)"),
+        f"risk {risk.risk_class}" + (f" (rule {risk.rule})" if risk.rule else " (no rule fired: default)"),
         f"band {band} ({band.label}): thresholds for {risk.risk_class} risk are auto >= {thresholds.auto:g},"
         f" manual < {thresholds.manual:g}",
         f"gate {gate.kind} (profile {profile_name})",

@@ -46,9 +46,7 @@ class Band(StrEnum):
 
     @property
     def label(self) -> str:
-        return {"high": "Auto-Execute", "medium": "Review Recommended", "low": "Manual Review Required"}[
-            self.value
-        ]
+        return {"high": "Auto-Execute", "medium": "Review Recommended", "low": "Manual Review Required"}[self.value]
 
 
 class GateKind(StrEnum):
@@ -303,4 +301,3 @@ def load_policy(path: str | Path) -> LoadedPolicy:
     except yaml.YAMLError as exc:
         raise PolicyError(str(path), [f"not valid YAML: {exc}"]) from None
     return parse_policy(data, source=str(path))
-

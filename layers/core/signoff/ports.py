@@ -32,4 +32,3 @@ class CheckpointRepository(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
-

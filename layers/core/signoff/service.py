@@ -100,7 +100,12 @@ class CheckpointService:
             return self._store(request, assessment, caller, new_checkpoint_id(self.clock.now()))
         if self._create_once is None:
             return self._create_with_key(request, caller, idempotency_key)
-        payload = {"key": f"{caller}\0{idempotency_key}", "request": request.model_dump(mode="json"), "caller": caller, "idem": idempotency_key}
+        payload = {
+            "key": f"{caller}\0{idempotency_key}",
+            "request": request.model_dump(mode="json"),
+            "caller": caller,
+            "idem": idempotency_key,
+        }
         return Checkpoint.model_validate(self._create_once(payload=payload))
 
     def _create_from_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +149,14 @@ class CheckpointService:
                     type=EventType.DECIDED,
                     at=now,
                     actor="policy",
-                    data=_decision_data(Status.APPROVED, "policy", "auto gate: " + assessment.explanation[0], assessment, requested_at=now, decided_at=now),
+                    data=_decision_data(
+                        Status.APPROVED,
+                        "policy",
+                        "auto gate: " + assessment.explanation[0],
+                        assessment,
+                        requested_at=now,
+                        decided_at=now,
+                    ),
                 )
             )
         checkpoint = Checkpoint(
@@ -169,7 +181,7 @@ class CheckpointService:
     def get(self, checkpoint_id: str) -> Checkpoint:
         return self.repo.get(checkpoint_id)
 
-    def list(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
+    def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
         return self.repo.list_by_status(status, limit=limit, next_token=next_token)
 
     def events(self, checkpoint_id: str) -> list[AuditEvent]:
@@ -192,7 +204,12 @@ class CheckpointService:
                 reported_by=body.reported_by or caller,
                 reported_at=self.clock.now(),
             )
-            return {"outcome": outcome}, EventType.OUTCOME_REPORTED, outcome.reported_by, outcome.model_dump(mode="json")
+            return (
+                {"outcome": outcome},
+                EventType.OUTCOME_REPORTED,
+                outcome.reported_by,
+                outcome.model_dump(mode="json"),
+            )
 
         return self.transition(checkpoint_id, change)
 

@@ -4,7 +4,7 @@ local stack install their own with `override`."""
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
@@ -25,7 +25,7 @@ def _policy(path: str) -> LoadedPolicy:
 def api_service() -> CheckpointService:
     """The intake function's service: DynamoDB repository, Powertools idempotency, the policy."""
     if "api" in _overrides:
-        return _overrides["api"]
+        return cast(CheckpointService, _overrides["api"])
     return _api_service()
 
 
@@ -43,7 +43,7 @@ def _api_service() -> CheckpointService:
 def policy() -> LoadedPolicy:
     """The policy alone (the scoring function stores nothing)."""
     if "policy" in _overrides:
-        return _overrides["policy"]
+        return cast(LoadedPolicy, _overrides["policy"])
     return _policy(str(PolicySettings.from_env().signoff_policy_path))
 
 

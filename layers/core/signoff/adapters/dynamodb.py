@@ -16,6 +16,9 @@ from signoff.errors import AlreadyExists, InvalidPageToken, NotFound, StaleCheck
 from signoff.models import Checkpoint, CheckpointPage, Status
 
 STATUS_INDEX = "by-status"
+# A page token is the GSI query's LastEvaluatedKey: the table's and the index's keys, nothing else.
+# DynamoDB answers any other ExclusiveStartKey with a ValidationException (a 500), so refuse it here.
+_PAGE_KEY = frozenset({"pk", "sk", "status_pk", "status_sk"})
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
@@ -144,7 +147,7 @@ class DynamoCheckpointRepository:
         }
         if next_token:
             key = decode_token(next_token)
-            if key.get("status_pk") != status_pk(status):
+            if set(key) != _PAGE_KEY or key["status_pk"] != status_pk(status):
                 raise InvalidPageToken()
             query["ExclusiveStartKey"] = _marshal(key)
         resp = self.client.query(**query)

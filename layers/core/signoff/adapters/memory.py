@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
+
 from signoff.adapters.keys import decode_token, encode_token, status_sk
 from signoff.audit import AuditEvent
 from signoff.errors import AlreadyExists, InvalidPageToken, NotFound, StaleCheckpoint
@@ -53,9 +54,7 @@ class InMemoryCheckpointRepository:
             if "sk" not in key:
                 raise InvalidPageToken()
             after = key["sk"]
-        ordered = sorted(
-            (status_sk(cp), cp) for cp in list(self._checkpoints.values()) if cp.status is status
-        )
+        ordered = sorted((status_sk(cp), cp) for cp in list(self._checkpoints.values()) if cp.status is status)
         page = [(sk, cp) for sk, cp in ordered if sk > after][: limit + 1]
         more = len(page) > limit
         page = page[:limit]
@@ -66,13 +65,12 @@ class InMemoryCheckpointRepository:
         return list(self._events.get(checkpoint_id, []))
 
 
-
 class InMemoryIdempotencyStore(BasePersistenceLayer):
     """Powertools idempotency persistence in a dict, with the DynamoDB layer's put condition:
     a record may be written only if absent, expired, or an in-progress record whose lock lapsed."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.records: dict[str, DataRecord] = {}
         self._lock = threading.Lock()
 
