@@ -20,6 +20,7 @@ import argparse
 import copy
 import cProfile
 import datetime as dt
+import gc
 import importlib.metadata
 import importlib.util
 import json
@@ -240,6 +241,8 @@ def _latencies_ms(handler: Callable[[dict[str, Any], Any], dict[str, Any]], warm
     run_id = uuid.uuid4().hex[:8]
     samples: list[float] = []
     for i in range(warmup + count):
+        if i == warmup:
+            gc.collect()  # start the measured run without the warm-up's garbage
         event = checkpoint_event(body, f"bench-{run_id}-{i}")
         context = FakeLambdaContext()
         start = time.perf_counter_ns()
@@ -254,6 +257,7 @@ def _latencies_ms(handler: Callable[[dict[str, Any], Any], dict[str, Any]], warm
 
 def _summary(samples: list[float], warmup: int) -> dict[str, Any]:
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    tenth = max(1, len(samples) // 10)
     return {
         "requests": len(samples),
         "warmup": warmup,
@@ -263,7 +267,9 @@ def _summary(samples: list[float], warmup: int) -> dict[str, Any]:
         "max_ms": round(max(samples), 3),
         "mean_ms": round(statistics.fmean(samples), 3),
         "requests_per_s": round(1000 / statistics.fmean(samples)),
-        "target_p99_ms": TARGET_P99_MS,
+        # A store that slows down as it fills shows here: compare the first and the last tenth.
+        "p50_first_tenth_ms": round(statistics.median(samples[:tenth]), 3),
+        "p50_last_tenth_ms": round(statistics.median(samples[-tenth:]), 3),
     }
 
 
@@ -280,9 +286,11 @@ def bench_intake_inmemory(warmup: int, count: int) -> dict[str, Any]:
     wiring.reset()
     wiring.override(api=service, policy=policy)
     try:
-        return _summary(_latencies_ms(handler, warmup, count), warmup)
+        summary = _summary(_latencies_ms(handler, warmup, count), warmup)
     finally:
         wiring.reset()
+    summary["target_p99_ms"] = TARGET_P99_MS
+    return summary
 
 
 @contextmanager
@@ -351,6 +359,10 @@ def bench_intake_moto(warmup: int, count: int) -> dict[str, Any]:
         stored = client.scan(TableName=TABLE_NAME, Select="COUNT")["Count"]
     # Each auto-gated request writes the checkpoint and two audit events (requested, decided).
     summary["items_written"] = stored
+    summary["note"] = (
+        "moto deep-copies every table on each transact_write_items, so latency grows with the items stored;"
+        " these figures measure moto, not DynamoDB"
+    )
     return summary
 
 
@@ -359,11 +371,11 @@ def bench_intake_moto(warmup: int, count: int) -> dict[str, Any]:
 _IMPORT_SNIPPET = "import time; t = time.perf_counter(); import handler; print((time.perf_counter() - t) * 1000)"
 
 
-def _import_once(function_dir: Path) -> float:
+def _import_once(function_dir: Path, extra_env: dict[str, str] | None = None) -> float:
     result = subprocess.run(
         [sys.executable, "-c", _IMPORT_SNIPPET],
         cwd=function_dir,
-        env=os.environ.copy(),
+        env={**os.environ, **(extra_env or {})},
         capture_output=True,
         text=True,
         check=False,
@@ -388,19 +400,27 @@ def top_imports(function_dir: Path, limit: int = 10) -> list[dict[str, Any]]:
         parts = line.removeprefix("import time:").split("|")
         if len(parts) != 3 or not parts[0].strip().isdigit():
             continue
-        rows.append({"module": parts[2].strip(), "self_ms": int(parts[0]) / 1000, "cumulative_ms": int(parts[1]) / 1000})
+        rows.append(
+            {"module": parts[2].strip(), "self_ms": int(parts[0]) / 1000, "cumulative_ms": int(parts[1]) / 1000}
+        )
     return sorted(rows, key=lambda row: row["self_ms"], reverse=True)[:limit]
 
 
 def bench_cold_imports(repeats: int) -> dict[str, Any]:
+    """Import each handler in fresh interpreters: with the benchmark's environment, and again with
+    LAMBDA_TASK_ROOT set, as on Lambda, where the X-Ray SDK skips building its sampling client at import
+    (it touches /tmp/.aws-xray/initialized)."""
     results: dict[str, Any] = {}
     for handler in sorted(FUNCTIONS.glob("*/handler.py")):
         function_dir = handler.parent
         samples = [_import_once(function_dir) for _ in range(repeats)]
+        in_lambda = [_import_once(function_dir, {"LAMBDA_TASK_ROOT": str(function_dir)}) for _ in range(repeats)]
         entry: dict[str, Any] = {
             "median_ms": round(statistics.median(samples), 1),
             "max_ms": round(max(samples), 1),
             "samples_ms": [round(s, 1) for s in samples],
+            "lambda_env_median_ms": round(statistics.median(in_lambda), 1),
+            "lambda_env_max_ms": round(max(in_lambda), 1),
             "target_ms": TARGET_IMPORT_MS,
         }
         if entry["median_ms"] >= TARGET_IMPORT_MS:
@@ -413,7 +433,7 @@ def bench_cold_imports(repeats: int) -> dict[str, Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("aws-lambda-powertools", "pydantic", "pydantic-core", "boto3", "moto"):
         try:
             versions[package] = importlib.metadata.version(package)
@@ -448,26 +468,31 @@ def format_table(results: dict[str, Any]) -> str:
     )
     for key, label in (("intake_inmemory", "intake POST, in-memory"), ("intake_moto", "intake POST, moto")):
         lat = results[key]
+        target = lat.get("target_p99_ms")
         rows.append(
             (
                 f"{label} (n={lat['requests']})",
                 f"p50 {lat['p50_ms']:.2f} / p95 {lat['p95_ms']:.2f} / p99 {lat['p99_ms']:.2f} ms",
-                f"p99 < {TARGET_P99_MS:g} ms",
-                _verdict(lat["p99_ms"] < TARGET_P99_MS),
+                f"p99 < {target:g} ms" if target else "(figures only)",
+                _verdict(lat["p99_ms"] < target) if target else "",
             )
         )
     for name, imp in results["cold_import_ms"].items():
         rows.append(
             (
                 f"cold import {name}/handler.py",
-                f"median {imp['median_ms']:.0f} / max {imp['max_ms']:.0f} ms",
+                f"median {imp['median_ms']:.0f} / max {imp['max_ms']:.0f} ms"
+                f" (LAMBDA_TASK_ROOT set: {imp['lambda_env_median_ms']:.0f} / {imp['lambda_env_max_ms']:.0f})",
                 f"< {TARGET_IMPORT_MS:g} ms",
                 _verdict(imp["median_ms"] < TARGET_IMPORT_MS),
             )
         )
     header = ("benchmark", "result", "target", "")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     machine = results["machine"]
     lines.append(f"\nPython {machine['python']} on {machine['platform']}, {machine['cpu_count']} CPUs")

@@ -5,10 +5,11 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff.api import build_app, checkpoints, handle
+from signoff.http import handle
 from signoff.observability import logger, metrics, tracer
+from signoff.routes import checkpoints
 
-app = build_app(checkpoints, openapi=True)
+app = checkpoints.build()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -5,10 +5,11 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff.api import build_app, handle, scoring
+from signoff.http import build_app, handle
 from signoff.observability import logger, metrics, tracer
+from signoff.routes import scoring
 
-app = build_app(scoring)
+app = build_app(scoring.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

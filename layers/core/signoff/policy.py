@@ -10,7 +10,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -291,6 +290,8 @@ def parse_policy(data: Any, source: str = "policy") -> LoadedPolicy:
 
 def load_policy(path: str | Path) -> LoadedPolicy:
     """Read and validate a policy YAML file."""
+    import yaml  # only the CLI, synthesis and cold starts read YAML
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

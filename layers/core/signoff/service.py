@@ -7,6 +7,7 @@ import base64
 import hashlib
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from signoff.ports import CheckpointRepository, Clock
 _B32 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789abcdefghjkmnpqrstvwxyz")
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 _SAVE_ATTEMPTS = 5
+_ASSESSED: ContextVar[Assessment | None] = ContextVar("signoff_assessed", default=None)
 
 
 def _b32(raw: bytes) -> str:
@@ -99,24 +101,30 @@ class CheckpointService:
         if idempotency_key is None:
             return self._store(request, assessment, caller, new_checkpoint_id(self.clock.now()))
         if self._create_once is None:
-            return self._create_with_key(request, caller, idempotency_key)
+            return self._create_with_key(request, assessment, caller, idempotency_key)
         payload = {
             "key": f"{caller}\0{idempotency_key}",
             "request": request.model_dump(mode="json"),
             "caller": caller,
             "idem": idempotency_key,
         }
-        return Checkpoint.model_validate(self._create_once(payload=payload))
+        # The request was assessed above; hand that on rather than scoring it twice.
+        token = _ASSESSED.set(assessment)
+        try:
+            return Checkpoint.model_validate(self._create_once(payload=payload))
+        finally:
+            _ASSESSED.reset(token)
 
     def _create_from_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
         request = CheckpointRequest.model_validate(payload["request"])
-        cp = self._create_with_key(request, payload["caller"], payload["idem"])
+        assessment = _ASSESSED.get(None) or self.score(request)
+        cp = self._create_with_key(request, assessment, payload["caller"], payload["idem"])
         return cp.model_dump(mode="json")
 
-    def _create_with_key(self, request: CheckpointRequest, caller: str, key: str) -> Checkpoint:
+    def _create_with_key(self, request: CheckpointRequest, assessment: Assessment, caller: str, key: str) -> Checkpoint:
         checkpoint_id = idempotent_checkpoint_id(caller, key)
         try:
-            return self._store(request, assess(request, self.policy), caller, checkpoint_id)
+            return self._store(request, assessment, caller, checkpoint_id)
         except AlreadyExists:
             existing = self.repo.get(checkpoint_id)
             if existing.request != request:

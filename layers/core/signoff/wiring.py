@@ -4,15 +4,13 @@ local stack install their own with `override`."""
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-from signoff.adapters.dynamodb import DynamoCheckpointRepository
-from signoff.clock import SystemClock
 from signoff.policy import LoadedPolicy, load_policy
-from signoff.service import CheckpointService
 from signoff.settings import ApiSettings, PolicySettings
+
+if TYPE_CHECKING:
+    from signoff.service import CheckpointService
 
 _overrides: dict[str, Any] = {}
 
@@ -25,12 +23,20 @@ def _policy(path: str) -> LoadedPolicy:
 def api_service() -> CheckpointService:
     """The intake function's service: DynamoDB repository, Powertools idempotency, the policy."""
     if "api" in _overrides:
-        return cast(CheckpointService, _overrides["api"])
+        return cast("CheckpointService", _overrides["api"])
     return _api_service()
 
 
 @cache
 def _api_service() -> CheckpointService:
+    # AWS clients and Powertools idempotency load only where they are used: the scoring function
+    # imports this module too and should not pay for boto3.
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from signoff.adapters.dynamodb import DynamoCheckpointRepository
+    from signoff.clock import SystemClock
+    from signoff.service import CheckpointService
+
     settings = ApiSettings.from_env()
     return CheckpointService(
         repo=DynamoCheckpointRepository(settings.table_name),

@@ -1,0 +1,1 @@
+"""Powertools routers, one module per API function."""
