@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryIdempotencyStore
+from signoff.audit import AuditEvent, EventType, chain_event
 from signoff.clock import FixedClock
-from signoff.models import CheckpointRequest, Status
+from signoff.models import Checkpoint, CheckpointRequest, Status
 from signoff.policy import LoadedPolicy, load_policy, parse_policy
 from signoff.ports import CheckpointRepository
 from signoff.service import CheckpointService
@@ -51,12 +52,11 @@ def tweak(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         node: Any = result
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        key: Any = int(leaf) if isinstance(node, list) else leaf
         if value is DELETE:
-            del node[leaf]
-        elif isinstance(node, list):
-            node[int(leaf)] = value
+            del node[key]
         else:
-            node[leaf] = value
+            node[key] = value
     return result
 
 
@@ -142,6 +142,44 @@ def stored_checkpoints(repo: CheckpointRepository) -> list[Any]:
             if token is None:
                 break
     return found
+
+
+def next_change(cp: Checkpoint, after_seq: int | None = None) -> tuple[Checkpoint, AuditEvent]:
+    """A change of `cp` and the audit event recording it, as the service builds them for a save;
+    `after_seq` chains the event after another sequence number (to provoke or avoid a clash)."""
+    event = chain_event(
+        checkpoint_id=cp.id,
+        prev=(cp.audit_seq if after_seq is None else after_seq, cp.audit_head or ""),
+        type=EventType.OUTCOME_REPORTED,
+        at=cp.created_at,
+        actor="tester",
+        data={"outcome": "success"},
+    )
+    return cp.model_copy(update={"audit_seq": event.seq, "audit_head": event.hash}), event
+
+
+# -- DynamoDB tables (integration tests) ------------------------------------------------------
+
+
+@dataclass
+class Tables:
+    """A DynamoDB client and the two tables' names, with the scans the integration tests assert on."""
+
+    client: Any
+    table_name: str
+    idempotency_table_name: str
+
+    def items(self, table: str | None = None) -> list[dict[str, Any]]:
+        """Every item of a table (low-level attribute values), scanned consistently."""
+        paginator = self.client.get_paginator("scan")
+        pages = paginator.paginate(TableName=table or self.table_name, ConsistentRead=True)
+        return [item for page in pages for item in page.get("Items", [])]
+
+    def sort_keys(self) -> list[str]:
+        return sorted(item["sk"]["S"] for item in self.items())
+
+    def idempotency_statuses(self) -> list[str]:
+        return [item["status"]["S"] for item in self.items(self.idempotency_table_name)]
 
 
 # -- API Gateway and handlers ------------------------------------------------------------------

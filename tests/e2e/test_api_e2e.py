@@ -32,7 +32,9 @@ def key() -> dict[str, str]:
     ("soft", "soft", "PENDING", 202),
     ("hard", "hard", "PENDING", 202),
 ])  # fmt: skip
-def test_samples_get_the_gates_the_readme_promises(signoff: LocalSignoff, name: str, gate: str, status: str, http: int) -> None:
+def test_samples_get_the_gates_the_readme_promises(
+    signoff: LocalSignoff, name: str, gate: str, status: str, http: int
+) -> None:
     reply = signoff.call("POST", "/v1/checkpoints", sample(name), key())
     assert reply.status == http
     cp = reply.body
@@ -83,7 +85,9 @@ def _invalid_cases() -> list[tuple[str, Any, int, str]]:
 
 
 @pytest.mark.parametrize(("case", "body", "status", "field"), _invalid_cases(), ids=[c[0] for c in _invalid_cases()])
-def test_bad_input_names_the_field_and_stores_nothing(signoff: LocalSignoff, case: str, body: Any, status: int, field: str) -> None:
+def test_bad_input_names_the_field_and_stores_nothing(
+    signoff: LocalSignoff, case: str, body: Any, status: int, field: str
+) -> None:
     before = signoff.count_all()
     reply = signoff.call("POST", "/v1/checkpoints", body, key())
     assert reply.status == status, reply.body
@@ -122,7 +126,10 @@ def test_outcome_is_recorded_once(signoff: LocalSignoff) -> None:
     first = signoff.call("POST", path, {"outcome": "rolled_back", "details": "p99 regression"})
     assert first.status == 200 and first.body["outcome"]["outcome"] == "rolled_back"
     assert signoff.call("POST", path, {"outcome": "success"}).status == 409
-    assert signoff.call("POST", "/v1/checkpoints/cp_00000000000000000000000000/outcome", {"outcome": "success"}).status == 404
+    assert (
+        signoff.call("POST", "/v1/checkpoints/cp_00000000000000000000000000/outcome", {"outcome": "success"}).status
+        == 404
+    )
 
 
 def test_score_is_a_dry_run(signoff: LocalSignoff) -> None:

@@ -5,9 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Template
-
 from app import build_app
+from aws_cdk.assertions import Template
 
 
 @pytest.fixture(scope="session")

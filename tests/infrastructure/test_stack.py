@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app import ROOT, build_app
 from aws_cdk.assertions import Match, Template
 
-from app import ROOT, build_app
 from signoff.errors import PolicyError
 
 pytestmark = [pytest.mark.infrastructure, pytest.mark.xdist_group("cdk")]

@@ -7,7 +7,6 @@ Powertools idempotency table (id, TTL on expiration)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -16,32 +15,15 @@ from moto import mock_aws
 
 from signoff import wiring
 from signoff.adapters.dynamodb import STATUS_INDEX, DynamoCheckpointRepository
-from tests.helpers import POLICY_PATH, offline
+from tests.helpers import POLICY_PATH, Tables, offline
 
 TABLE_NAME = "signoff-test-checkpoints"
 IDEMPOTENCY_TABLE_NAME = "signoff-test-idempotency"
 
 
-@dataclass
-class Tables:
-    client: Any
-    table_name: str = TABLE_NAME
-    idempotency_table_name: str = IDEMPOTENCY_TABLE_NAME
-
-    def items(self, table: str | None = None) -> list[dict[str, Any]]:
-        """Every item of a table (low-level attribute values), scanned consistently."""
-        paginator = self.client.get_paginator("scan")
-        pages = paginator.paginate(TableName=table or self.table_name, ConsistentRead=True)
-        return [item for page in pages for item in page.get("Items", [])]
-
-    def sort_keys(self) -> list[str]:
-        return sorted(item["sk"]["S"] for item in self.items())
-
-    def idempotency_statuses(self) -> list[str]:
-        return [item["status"]["S"] for item in self.items(self.idempotency_table_name)]
-
-
-def create_tables(client: Any, table_name: str = TABLE_NAME, idempotency_table_name: str = IDEMPOTENCY_TABLE_NAME) -> None:
+def create_tables(
+    client: Any, table_name: str = TABLE_NAME, idempotency_table_name: str = IDEMPOTENCY_TABLE_NAME
+) -> None:
     """The table contract the CDK stack implements."""
     client.create_table(
         TableName=table_name,
@@ -90,7 +72,7 @@ def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tables]:
         client = boto3.client("dynamodb")
         create_tables(client)
         wiring.reset()
-        yield Tables(client=client)
+        yield Tables(client=client, table_name=TABLE_NAME, idempotency_table_name=IDEMPOTENCY_TABLE_NAME)
         wiring.reset()
 
 

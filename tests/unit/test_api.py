@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from signoff import wiring
-from signoff.api import MAX_BODY_BYTES, PROBLEM
+from signoff.http import MAX_BODY_BYTES, PROBLEM
 from tests.helpers import (
     CALLER_ARN,
     DELETE,
@@ -115,7 +115,9 @@ def test_pending_checkpoints_are_listed_page_by_page(api: MemoryWiring) -> None:
     assert first["statusCode"] == 200
     page1 = response_json(first)
     assert len(page1["items"]) == 2 and page1["next_token"]
-    second = _intake("GET", "/v1/checkpoints", query={"status": "pending", "limit": "2", "next_token": page1["next_token"]})
+    second = _intake(
+        "GET", "/v1/checkpoints", query={"status": "pending", "limit": "2", "next_token": page1["next_token"]}
+    )
     page2 = response_json(second)
     # Then every pending checkpoint is listed once and the last page has no token
     assert page2["next_token"] is None

@@ -29,7 +29,9 @@ MEDIUM_RISK_NO_PENALTY = {
 }
 
 
-def _assess(gate: str = "auto", changes: dict[str, Any] | None = None, policy: LoadedPolicy | None = None) -> Assessment:
+def _assess(
+    gate: str = "auto", changes: dict[str, Any] | None = None, policy: LoadedPolicy | None = None
+) -> Assessment:
     return assess(make_request(gate, changes), policy or shipped_policy())
 
 
@@ -94,7 +96,9 @@ def test_validation_counts_the_share_of_passed_checks_and_names_failing_ones() -
 
 
 def test_no_validation_results_contribute_nothing() -> None:
-    validation = next(c for c in _assess("auto", {"signals.validation": []}).score.contributions if c.name == "validation")
+    validation = next(
+        c for c in _assess("auto", {"signals.validation": []}).score.contributions if c.name == "validation"
+    )
     assert validation.points == 0
     assert validation.detail == "no validation results supplied"
 
@@ -199,7 +203,9 @@ def test_highest_risk_wins_whatever_the_rule_order() -> None:
 
 
 def test_default_risk_above_the_fired_rules_applies_without_a_rule_name() -> None:
-    policy = derived_policy({"default_risk": "medium", "risk_rules": [{"name": "lab", "when": {"environments": ["dev"]}, "risk": "low"}]})
+    policy = derived_policy(
+        {"default_risk": "medium", "risk_rules": [{"name": "lab", "when": {"environments": ["dev"]}, "risk": "low"}]}
+    )
     risk = _assess("soft", {"environment": "dev"}, policy=policy).risk
     assert risk.risk_class is RiskClass.MEDIUM
     assert risk.rule is None

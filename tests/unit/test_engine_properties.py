@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from signoff.engine import assess, band_for
 from signoff.models import Assessment, CheckpointRequest, DataSensitivity
-from signoff.policy import RiskClass
-from tests.helpers import derived_policy, make_request, shipped_policy, tweak
+from signoff.policy import RiskClass, Thresholds
+from tests.helpers import make_request, shipped_policy, tweak
 
 pytestmark = pytest.mark.unit
 
@@ -142,7 +142,8 @@ def test_band_is_monotone_in_score_for_any_valid_thresholds(
 ) -> None:
     # Given any policy whose thresholds have manual <= auto
     auto, manual = thresholds
-    policy = derived_policy({f"thresholds.{r}": {"auto": auto, "manual": manual} for r in RiskClass}).policy
+    pair = Thresholds(auto=auto, manual=manual)
+    policy = POLICY.policy.model_copy(update={"thresholds": dict.fromkeys(RiskClass, pair)})
     low, high = sorted((a, b))
     # Then a higher score never falls in a lower band
     assert band_for(low, risk, policy).rank <= band_for(high, risk, policy).rank

@@ -34,8 +34,16 @@ def test_samples_are_valid_requests(gate: str) -> None:
         ({"risk.blast_radius_pct": 101}, ("risk", "blast_radius_pct"), "less_than_equal"),
         ({"risk.data_sensitivity": "secret"}, ("risk", "data_sensitivity"), "enum"),
         ({"evidence.diff_summary": "x" * 4001}, ("evidence", "diff_summary"), "string_too_long"),
-        ({"evidence.links": [{"title": f"l{i}", "url": "https://x.example"} for i in range(21)]}, ("evidence", "links"), "too_long"),
-        ({"evidence.links": [{"title": "ftp", "url": "ftp://files.example.com/a"}]}, ("evidence", "links", 0, "url"), "value_error"),
+        (
+            {"evidence.links": [{"title": f"l{i}", "url": "https://x.example"} for i in range(21)]},
+            ("evidence", "links"),
+            "too_long",
+        ),
+        (
+            {"evidence.links": [{"title": "ftp", "url": "ftp://files.example.com/a"}]},
+            ("evidence", "links", 0, "url"),
+            "value_error",
+        ),
         ({"callback_url": "http://hooks.example.com/signoff"}, ("callback_url",), "value_error"),
         ({"priority": "urgent"}, ("priority",), "extra_forbidden"),
         ({"signals.vibes": 1}, ("signals", "vibes"), "extra_forbidden"),
@@ -62,7 +70,9 @@ def test_samples_are_valid_requests(gate: str) -> None:
         "blank-summary",
     ],
 )
-def test_invalid_request_is_rejected_at_the_field(changes: dict[str, Any], location: tuple[Any, ...], error_type: str) -> None:
+def test_invalid_request_is_rejected_at_the_field(
+    changes: dict[str, Any], location: tuple[Any, ...], error_type: str
+) -> None:
     # Given a valid sample with one field broken
     body = request_body("auto", changes)
     # When it is validated

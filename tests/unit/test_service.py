@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 
 from signoff.adapters.memory import InMemoryCheckpointRepository
-from signoff.audit import AuditEvent, EventType, verify_chain
+from signoff.audit import EventType, verify_chain
 from signoff.errors import Conflict, InvalidPageToken, InvalidRequest, NotFound, StaleCheckpoint
 from signoff.models import Checkpoint, OutcomeKind, OutcomeRequest, Status
 from signoff.service import IdempotencyKeyReused
-from tests.helpers import CALLER_ARN, MemoryWiring, make_request, memory_service, stored_checkpoints
+from tests.helpers import CALLER_ARN, MemoryWiring, make_request, memory_service, next_change, stored_checkpoints
 
 pytestmark = pytest.mark.unit
 
@@ -161,7 +162,7 @@ def test_pending_checkpoints_are_paged_soonest_deadline_first(wired: MemoryWirin
     # When the pending ones are listed two at a time
     pages, token = [], None
     while True:
-        page = wired.service.list(Status.PENDING, limit=2, next_token=token)
+        page = wired.service.list_by_status(Status.PENDING, limit=2, next_token=token)
         pages.append([cp.id for cp in page.items])
         token = page.next_token
         if token is None:
@@ -170,11 +171,13 @@ def test_pending_checkpoints_are_paged_soonest_deadline_first(wired: MemoryWirin
     assert pages == [created[0:2], created[2:4], created[4:5]]
 
 
-@pytest.mark.parametrize("token", ["%%% not a token %%%", "bm90IGpzb24", "eyJ4IjogMX0"], ids=["garbage", "not-json", "no-key"])
+@pytest.mark.parametrize(
+    "token", ["%%% not a token %%%", "bm90IGpzb24", "eyJ4IjogMX0"], ids=["garbage", "not-json", "no-key"]
+)
 def test_garbage_page_token_is_an_invalid_request(wired: MemoryWiring, token: str) -> None:
     _create(wired, "soft")
     with pytest.raises(InvalidPageToken) as caught:
-        wired.service.list(Status.PENDING, limit=2, next_token=token)
+        wired.service.list_by_status(Status.PENDING, limit=2, next_token=token)
     assert isinstance(caught.value, InvalidRequest)
     assert caught.value.field == "next_token"
 
@@ -229,22 +232,26 @@ def test_outcome_of_an_unknown_checkpoint_is_not_found(wired: MemoryWiring) -> N
 class RacingRepository(InMemoryCheckpointRepository):
     """Before each of the first `races` saves, lets `concurrent` run, then reports the save stale."""
 
-    def __init__(self, races: int, concurrent: Callable[[InMemoryCheckpointRepository, Checkpoint], None] | None = None):
+    def __init__(
+        self, races: int, concurrent: Callable[[InMemoryCheckpointRepository, Checkpoint], None] | None = None
+    ):
         super().__init__()
         self.races = races
         self.concurrent = concurrent
         self.saves = 0
 
-    def save(self, checkpoint: Checkpoint, *, expected: Checkpoint, event: AuditEvent) -> None:
+    def save(self, checkpoint: Checkpoint, **kwargs: Any) -> None:
         self.saves += 1
         if self.saves <= self.races:
             if self.concurrent is not None:
-                self.concurrent(self, expected)
+                self.concurrent(self, kwargs["expected"])
             raise StaleCheckpoint(checkpoint.id)
-        super().save(checkpoint, expected=expected, event=event)
+        super().save(checkpoint, **kwargs)
 
 
-def _racing(races: int, concurrent: Callable[[InMemoryCheckpointRepository, Checkpoint], None] | None = None) -> tuple[MemoryWiring, RacingRepository]:
+def _racing(
+    races: int, concurrent: Callable[[InMemoryCheckpointRepository, Checkpoint], None] | None = None
+) -> tuple[MemoryWiring, RacingRepository]:
     repo = RacingRepository(races, concurrent)
     return memory_service(repo=repo), repo
 
@@ -278,11 +285,24 @@ def test_a_retry_re_decides_on_what_the_other_writer_stored() -> None:
     assert len(repo.events(cp.id)) == 3
 
 
+def test_the_in_memory_repository_refuses_a_stale_save(wired: MemoryWiring) -> None:
+    # Given a checkpoint read before another writer reported its outcome
+    stale = _create(wired, "auto")
+    current = wired.service.report_outcome(stale.id, SUCCESS, caller="rival")
+    # When a change based on the stale copy is saved (its event at a free seq)
+    updated, event = next_change(stale, after_seq=10)
+    # Then the fake refuses it like DynamoDB's condition would, and keeps what is there
+    with pytest.raises(StaleCheckpoint):
+        wired.repo.save(updated, expected=stale, events=[event])
+    assert wired.repo.get(stale.id) == current
+    assert [e.seq for e in wired.repo.events(stale.id)] == [1, 2, 3]
+
+
 def test_a_checkpoint_that_keeps_changing_is_a_conflict() -> None:
     racing, repo = _racing(races=100)
     cp = racing.service.create(make_request("auto"), caller=CALLER_ARN, idempotency_key=None)
     with pytest.raises(Conflict, match="kept changing"):
         racing.service.report_outcome(cp.id, SUCCESS, caller=CALLER_ARN)
-    assert repo.saves == 5
+    assert 1 < repo.saves < 100  # retried, but not for ever
     assert repo.get(cp.id) == cp
     assert len(repo.events(cp.id)) == 2

@@ -17,7 +17,16 @@ GENESIS = "0" * 64
 
 class EventType(StrEnum):
     REQUESTED = "requested"
+    GATE_OPENED = "gate_opened"  # the approval workflow started
+    NOTIFIED = "notified"  # cards posted
+    VOTED = "voted"
+    REFUSED = "refused"  # a click that was not allowed (unauthorized, late, duplicate)
+    INFO_REQUESTED = "info_requested"
+    ESCALATED = "escalated"
     DECIDED = "decided"
+    CANCELLED = "cancelled"
+    CALLBACK_DELIVERED = "callback_delivered"
+    CALLBACK_FAILED = "callback_failed"
     OUTCOME_REPORTED = "outcome_reported"
 
 

@@ -45,6 +45,10 @@ class StaleCheckpoint(Conflict):
     """The checkpoint changed between read and write (another vote, decision or event)."""
 
 
+class DuplicateVote(Conflict):
+    """This person already voted on this checkpoint."""
+
+
 class InvalidPageToken(InvalidRequest):
     def __init__(self) -> None:
         super().__init__("next_token", "is not a token this API issued")

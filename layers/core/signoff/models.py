@@ -195,6 +195,33 @@ class Outcome(_Model):
     reported_at: datetime
 
 
+class VoteKind(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+class Vote(_Model):
+    """One person's vote; a person votes at most once per checkpoint."""
+
+    approver: str = Field(description="Directory id of the person")
+    name: str
+    kind: VoteKind
+    comment: str | None = None
+    conditions: dict[str, Any] | None = None
+    surface: str = Field(description="slack or teams")
+    at: datetime
+
+
+class MessageRef(_Model):
+    """A card posted to chat, kept so it can be updated in place after the decision."""
+
+    surface: str
+    channel: str
+    ts: str = Field(description="Slack message ts or Teams activity id")
+    kind: str = Field(default="card", description="card (updated in place) or escalation")
+    service_url: str | None = Field(default=None, description="Teams: the Bot Connector service URL")
+
+
 class Checkpoint(_Model):
     """The stored checkpoint (the META item) as the API returns it."""
 
@@ -210,6 +237,11 @@ class Checkpoint(_Model):
     decision_reason: str | None = None
     conditions: dict[str, Any] | None = None
     outcome: Outcome | None = None
+    approvers: list[str] = Field(default_factory=list, description="Who may approve (directory ids)")
+    votes: list[Vote] = Field(default_factory=list)
+    escalated: bool = False
+    execution: str | None = Field(default=None, description="The approval workflow's execution name")
+    messages: list[MessageRef] = Field(default_factory=list, description="Cards and notices posted to chat")
     audit_seq: int = Field(default=0, description="Number of audit events recorded so far")
     audit_head: str | None = Field(default=None, description="Hash of the latest audit event")
 

@@ -74,7 +74,9 @@ class DataSensitivity(StrEnum):
 _RISK_RANK = {RiskClass.LOW: 0, RiskClass.MEDIUM: 1, RiskClass.HIGH: 2}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_SEMVER = r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$"
+# No build metadata: Signoff appends the content hash as the build part of the version.
+_SEMVER = r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$"
+PROBLEMS = "policy problems:\n"  # marks a validator message that already carries its paths
 
 
 def parse_duration(value: Any) -> Any:
@@ -214,38 +216,50 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
-        every_class = set(RiskClass)
-        for name, table in (("thresholds", self.thresholds), ("matrix", self.matrix)):
-            missing = every_class - set(table)
-            if missing:
-                raise ValueError(f"{name} misses risk classes: {', '.join(sorted(missing))}")
-        for rule in self.risk_rules:
-            unknown = set(rule.when.environments or []) - set(self.environments)
+        """Cross-field rules. Every problem is reported, each as `path: reason`."""
+        problems = self._missing_entries()
+        for i, rule in enumerate(self.risk_rules):
+            unknown = sorted(set(rule.when.environments or []) - set(self.environments))
             if unknown:
-                raise ValueError(f"risk rule {rule.name!r} names unknown environments: {sorted(unknown)}")
-        for risk, row in self.matrix.items():
-            missing_bands = set(Band) - set(row)
-            if missing_bands:
-                raise ValueError(f"matrix.{risk} misses bands: {', '.join(sorted(missing_bands))}")
-            for band, gate in row.items():
-                if gate not in self.gates:
-                    raise ValueError(f"matrix.{risk}.{band} names unknown gate {gate!r}")
-        self._check_monotonic()
+                problems.append(f"risk_rules[{i}].when.environments: unknown environments {', '.join(unknown)}")
+        if not problems:
+            problems = self._non_monotonic()
+        if problems:
+            raise ValueError(PROBLEMS + "\n".join(problems))
         return self
 
-    def _check_monotonic(self) -> None:
+    def _missing_entries(self) -> list[str]:
+        problems = []
+        for name, table in (("thresholds", self.thresholds), ("matrix", self.matrix)):
+            missing = sorted(set(RiskClass) - set(table))
+            if missing:
+                problems.append(f"{name}: misses risk classes {', '.join(missing)}")
+        for risk, row in self.matrix.items():
+            missing_bands = sorted(set(Band) - set(row))
+            if missing_bands:
+                problems.append(f"matrix.{risk}: misses bands {', '.join(missing_bands)}")
+            problems += [
+                f"matrix.{risk}.{band}: names unknown gate {gate!r} (gates: {', '.join(self.gates)})"
+                for band, gate in row.items()
+                if gate not in self.gates
+            ]
+        return problems
+
+    def _non_monotonic(self) -> list[str]:
         """Better confidence never makes a gate stricter; more risk never makes it laxer.
         The engine's safety properties rest on this, so an inconsistent table is refused."""
+        problems = []
         order = [Band.LOW, Band.MEDIUM, Band.HIGH]
         for risk in RiskClass:
             kinds = [self.gates[self.matrix[risk][b]].kind.strictness for b in order]
             if any(later > earlier for earlier, later in zip(kinds, kinds[1:], strict=False)):
-                raise ValueError(f"matrix.{risk}: a higher confidence band must not map to a stricter gate")
+                problems.append(f"matrix.{risk}: a higher confidence band must not map to a stricter gate")
         risks = [RiskClass.LOW, RiskClass.MEDIUM, RiskClass.HIGH]
         for band in order:
             kinds = [self.gates[self.matrix[r][band]].kind.strictness for r in risks]
             if any(later < earlier for earlier, later in zip(kinds, kinds[1:], strict=False)):
-                raise ValueError(f"matrix, band {band}: a higher risk class must not map to a laxer gate")
+                problems.append(f"matrix (band {band}): a higher risk class must not map to a laxer gate")
+        return problems
 
 
 class LoadedPolicy(BaseModel):
@@ -265,7 +279,7 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _format_loc(loc: tuple[int | str, ...]) -> str:
+def format_loc(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
@@ -275,6 +289,19 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
+def validation_problems(exc: ValidationError) -> list[str]:
+    """`path: reason` for each pydantic error; cross-field validators name their own paths."""
+    problems: list[str] = []
+    for err in exc.errors():
+        message = err["msg"].removeprefix("Value error, ")
+        if message.startswith(PROBLEMS):
+            prefix = format_loc(err["loc"]) + "." if err["loc"] else ""
+            problems += [prefix + line for line in message.removeprefix(PROBLEMS).splitlines()]
+        else:
+            problems.append(f"{format_loc(err['loc'])}: {message}")
+    return problems
+
+
 def parse_policy(data: Any, source: str = "policy") -> LoadedPolicy:
     """Validate parsed policy content. Raises PolicyError listing `path: reason` for each problem."""
     if not isinstance(data, dict):
@@ -282,8 +309,7 @@ def parse_policy(data: Any, source: str = "policy") -> LoadedPolicy:
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{_format_loc(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()]
-        raise PolicyError(source, problems) from None
+        raise PolicyError(source, validation_problems(exc)) from None
     digest = hashlib.sha256(canonical_json(data).encode()).hexdigest()
     return LoadedPolicy(policy=policy, sha256=digest)
 

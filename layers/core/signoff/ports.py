@@ -1,17 +1,31 @@
 """Ports: what the domain needs from the outside world. AWS adapters and in-memory fakes
-implement them; the service only sees these protocols."""
+implement them; the services only see these protocols."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 from signoff.audit import AuditEvent
-from signoff.models import Checkpoint, CheckpointPage, Status
+from signoff.cards import Card
+from signoff.models import Checkpoint, CheckpointPage, MessageRef, Status, Vote
+
+
+class TaskToken(BaseModel):
+    """The approval workflow's current wait. Kept in its own item: it never reaches the API,
+    a card, a button or a log line."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    phase: str  # initial | escalation
+    expires_at: datetime
 
 
 class CheckpointRepository(Protocol):
-    """The single table: a checkpoint's META item and its hash-chained audit events."""
+    """The single table: a checkpoint's META item, its hash-chained audit events, its votes."""
 
     def create(self, checkpoint: Checkpoint, events: list[AuditEvent]) -> None:
         """Store a new checkpoint and its first events atomically. AlreadyExists if the id is taken."""
@@ -19,9 +33,12 @@ class CheckpointRepository(Protocol):
     def get(self, checkpoint_id: str) -> Checkpoint:
         """The checkpoint, or NotFound."""
 
-    def save(self, checkpoint: Checkpoint, *, expected: Checkpoint, event: AuditEvent) -> None:
-        """Replace `expected` by `checkpoint` and append `event`, atomically, only if the stored
-        checkpoint still has expected's status and audit head; else StaleCheckpoint."""
+    def save(
+        self, checkpoint: Checkpoint, *, expected: Checkpoint, events: list[AuditEvent], vote: Vote | None = None
+    ) -> None:
+        """Replace `expected` by `checkpoint` and append `events` (and record `vote`), atomically,
+        only if the stored checkpoint still has expected's status and audit head; else
+        StaleCheckpoint. A vote by someone who already voted raises DuplicateVote."""
 
     def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
         """Checkpoints in one status, soonest deadline (or oldest) first, paged."""
@@ -29,6 +46,54 @@ class CheckpointRepository(Protocol):
     def events(self, checkpoint_id: str) -> list[AuditEvent]:
         """Every audit event of a checkpoint, in order."""
 
+    def put_token(self, checkpoint_id: str, token: TaskToken) -> None: ...
+
+    def get_token(self, checkpoint_id: str) -> TaskToken | None: ...
+
+    def put_caller_token(self, checkpoint_id: str, token: str) -> None:
+        """The embedding workflow's task token (answered when the checkpoint is decided)."""
+
+    def get_caller_token(self, checkpoint_id: str) -> str | None: ...
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+class Workflow(Protocol):
+    """The approval state machine."""
+
+    def start(self, checkpoint_id: str, workflow_input: dict[str, Any]) -> None:
+        """Start the named execution (name = checkpoint id); starting it twice is not an error."""
+
+    def answer(self, token: str, output: dict[str, Any]) -> bool:
+        """SendTaskSuccess; False when the task no longer waits (timed out, already answered)."""
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        """SendTaskFailure; False when the task no longer waits."""
+
+    def stop(self, checkpoint_id: str, cause: str) -> None: ...
+
+
+class Chat(Protocol):
+    """One chat surface (Slack, Teams): post cards, update them in place, talk in threads."""
+
+    surface: str
+
+    def post_card(self, channel: str | None, person: str | None, card: Card) -> MessageRef | None:
+        """Post to a channel, or directly to a person (directory id); None if they cannot be reached."""
+
+    def update_card(self, ref: MessageRef, card: Card) -> None: ...
+
+    def reply(self, ref: MessageRef, text: str, mention: str | None = None) -> None:
+        """A message in the card's thread, optionally mentioning a person (directory id)."""
+
+    def post_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None:
+        """A notice about a checkpoint (escalation), with the card's summary."""
+
+
+class Callbacks(Protocol):
+    """The requester's webhook."""
+
+    def deliver(self, url: str, body: dict[str, Any]) -> tuple[bool, str]:
+        """POST the HMAC-signed body with retries; (delivered, detail)."""

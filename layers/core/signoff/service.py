@@ -14,9 +14,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from signoff.audit import AuditEvent, EventType, chain_event
+from signoff.audit import AuditEvent, EventType
 from signoff.engine import assess
-from signoff.errors import AlreadyExists, Conflict, InvalidRequest, StaleCheckpoint
+from signoff.errors import AlreadyExists, Conflict, InvalidRequest, SignoffError
+from signoff.ledger import Change, Entry, apply_change, chain, decision_data
 from signoff.models import (
     Assessment,
     Checkpoint,
@@ -26,13 +27,14 @@ from signoff.models import (
     OutcomeRequest,
     Status,
 )
-from signoff.policy import GateKind, LoadedPolicy
-from signoff.ports import CheckpointRepository, Clock
+from signoff.observability import logger
+from signoff.policy import GateKind, LoadedPolicy, TimeoutRule
+from signoff.ports import CheckpointRepository, Clock, Workflow
+from signoff.routing import LoadedRouting
 
 # Crockford base32, lower case: ids stay URL- and DynamoDB-key-friendly and unambiguous to read.
 _B32 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789abcdefghjkmnpqrstvwxyz")
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-_SAVE_ATTEMPTS = 5
 _ASSESSED: ContextVar[Assessment | None] = ContextVar("signoff_assessed", default=None)
 
 
@@ -67,8 +69,12 @@ class CheckpointService:
         policy: LoadedPolicy,
         clock: Clock,
         idempotency_store: BasePersistenceLayer | None = None,
+        routing: LoadedRouting | None = None,
+        workflow: Workflow | None = None,
     ) -> None:
         self.repo = repo
+        self.routing = routing
+        self.workflow = workflow
         self.policy = policy
         self.clock = clock
         self._create_once: Callable[..., dict[str, Any]] | None = None
@@ -133,56 +139,95 @@ class CheckpointService:
 
     def _store(self, request: CheckpointRequest, assessment: Assessment, caller: str, checkpoint_id: str) -> Checkpoint:
         now = self.clock.now()
-        auto = assessment.gate.kind is GateKind.AUTO
-        deadline = None if auto else now + timedelta(seconds=_total_wait(assessment))
-        requested = chain_event(
-            checkpoint_id=checkpoint_id,
-            prev=None,
-            type=EventType.REQUESTED,
-            at=now,
-            actor=request.requester.id,
-            data={
-                "caller": caller,
-                "request": request.model_dump(mode="json"),
-                "assessment": assessment.model_dump(mode="json"),
-                "deadline": deadline.isoformat() if deadline else None,
-            },
-        )
-        events = [requested]
-        if auto:
-            events.append(
-                chain_event(
-                    checkpoint_id=checkpoint_id,
-                    prev=(requested.seq, requested.hash),
-                    type=EventType.DECIDED,
-                    at=now,
-                    actor="policy",
-                    data=_decision_data(
-                        Status.APPROVED,
-                        "policy",
-                        "auto gate: " + assessment.explanation[0],
-                        assessment,
-                        requested_at=now,
-                        decided_at=now,
-                    ),
-                )
-            )
-        checkpoint = Checkpoint(
+        gate = assessment.gate
+        auto = gate.kind is GateKind.AUTO
+        draft = Checkpoint(
             id=checkpoint_id,
-            status=Status.APPROVED if auto else Status.PENDING,
+            status=Status.PENDING,
             created_at=now,
-            deadline=deadline,
+            deadline=None if auto else now + timedelta(seconds=_total_wait(assessment)),
             request=request,
             assessment=assessment,
             caller=caller,
-            decided_at=now if auto else None,
-            decided_by="policy" if auto else None,
-            decision_reason=f"auto gate ({assessment.gate.profile})" if auto else None,
-            audit_seq=events[-1].seq,
-            audit_head=events[-1].hash,
+            approvers=[] if auto else self._approvers(request, assessment, now),
         )
+        requested = Entry(
+            EventType.REQUESTED,
+            request.requester.id,
+            {
+                "caller": caller,
+                "request": request.model_dump(mode="json"),
+                "assessment": assessment.model_dump(mode="json"),
+                "deadline": draft.deadline.isoformat() if draft.deadline else None,
+                "approvers": draft.approvers,
+            },
+        )
+        entries = [requested]
+        updates: dict[str, Any] = {}
+        if auto:
+            reason = f"auto gate ({gate.profile}): {assessment.explanation[0]}"
+            updates = {"status": Status.APPROVED, "decided_at": now, "decided_by": "policy", "decision_reason": reason}
+            decided = decision_data(draft, Status.APPROVED, "policy", reason, now)
+            entries.append(Entry(EventType.DECIDED, "policy", decided))
+        events = chain(draft, entries, now)
+        checkpoint = draft.model_copy(update={**updates, "audit_seq": events[-1].seq, "audit_head": events[-1].hash})
         self.repo.create(checkpoint, events)
         return checkpoint
+
+    def _approvers(self, request: CheckpointRequest, assessment: Assessment, now: datetime) -> list[str]:
+        if self.routing is None:
+            return []
+        return self.routing.approvers(
+            service=request.service,
+            environment=request.environment,
+            action=request.action,
+            requester=request.requester.id,
+            requester_may_approve=assessment.gate.requester_may_approve,
+            escalation_route=assessment.gate.escalation_route,
+            at=now,
+        )
+
+    def open_gate(self, cp: Checkpoint) -> Checkpoint:
+        """Start the approval workflow of a pending checkpoint (named execution = its id, so a
+        retry cannot start a second one). If it cannot start, the checkpoint is cancelled rather
+        than left waiting for a workflow that does not exist."""
+        if self.workflow is None or cp.status is not Status.PENDING or cp.execution:
+            return cp
+        gate = cp.assessment.gate
+        workflow_input = {
+            "checkpoint_id": cp.id,
+            "gate": gate.kind.value,
+            "first_wait_seconds": gate.veto_window_seconds or gate.approval_deadline_seconds,
+            "escalation_wait_seconds": gate.escalation_wait_seconds or 0,
+            "timeout_rule": (gate.timeout_rule or TimeoutRule.FAIL_CLOSED).value,
+        }
+        try:
+            self.workflow.start(cp.id, workflow_input)
+        except Exception as exc:  # noqa: BLE001 - any failure to start leaves nothing waiting
+            logger.exception("approval workflow did not start")
+            self.cancel(cp.id, actor="signoff", reason=f"the approval workflow could not start ({type(exc).__name__})")
+            raise WorkflowUnavailable() from exc
+
+        def started(current: Checkpoint) -> Change:
+            entry = Entry(EventType.GATE_OPENED, "signoff", {"execution": cp.id, **workflow_input})
+            return Change(updates={"execution": cp.id}, entries=[entry])
+
+        return apply_change(self.repo, self.clock, cp.id, started)
+
+    def cancel(self, checkpoint_id: str, *, actor: str, reason: str) -> Checkpoint:
+        """Cancel a pending checkpoint; its workflow is answered so it ends now (Finalize runs)."""
+
+        def decide(cp: Checkpoint) -> Change:
+            if cp.status is not Status.PENDING:
+                raise Conflict(f"checkpoint {cp.id} is already {cp.status}")
+            now = self.clock.now()
+            updates = {"status": Status.CANCELLED, "decided_at": now, "decided_by": actor, "decision_reason": reason}
+            data = decision_data(cp, Status.CANCELLED, actor, reason, now)
+            return Change(updates=updates, entries=[Entry(EventType.CANCELLED, actor, data)])
+
+        cp = apply_change(self.repo, self.clock, checkpoint_id, decide)
+        release_workflow(self.repo, self.workflow, cp)
+        return cp
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -201,7 +246,7 @@ class CheckpointService:
     def report_outcome(self, checkpoint_id: str, body: OutcomeRequest, *, caller: str) -> Checkpoint:
         """Record how the approved action went; once per checkpoint."""
 
-        def change(cp: Checkpoint) -> tuple[dict[str, Any], EventType, str, dict[str, Any]]:
+        def decide(cp: Checkpoint) -> Change:
             if cp.outcome is not None:
                 raise Conflict(f"checkpoint {cp.id} already has an outcome ({cp.outcome.outcome})")
             if cp.status is not Status.APPROVED:
@@ -212,40 +257,17 @@ class CheckpointService:
                 reported_by=body.reported_by or caller,
                 reported_at=self.clock.now(),
             )
-            return (
-                {"outcome": outcome},
-                EventType.OUTCOME_REPORTED,
-                outcome.reported_by,
-                outcome.model_dump(mode="json"),
-            )
+            entry = Entry(EventType.OUTCOME_REPORTED, outcome.reported_by, outcome.model_dump(mode="json"))
+            return Change(updates={"outcome": outcome}, entries=[entry])
 
-        return self.transition(checkpoint_id, change)
+        return apply_change(self.repo, self.clock, checkpoint_id, decide)
 
-    def transition(
-        self,
-        checkpoint_id: str,
-        change: Callable[[Checkpoint], tuple[dict[str, Any], EventType, str, dict[str, Any]]],
-    ) -> Checkpoint:
-        """Apply `change` (which may refuse by raising) and append its audit event, atomically.
-        A concurrent writer makes the save stale: re-read and re-decide rather than overwrite."""
-        for _ in range(_SAVE_ATTEMPTS):
-            current = self.repo.get(checkpoint_id)
-            updates, event_type, actor, data = change(current)
-            event = chain_event(
-                checkpoint_id=checkpoint_id,
-                prev=(current.audit_seq, current.audit_head or ""),
-                type=event_type,
-                at=self.clock.now(),
-                actor=actor,
-                data=data,
-            )
-            updated = current.model_copy(update={**updates, "audit_seq": event.seq, "audit_head": event.hash})
-            try:
-                self.repo.save(updated, expected=current, event=event)
-            except StaleCheckpoint:
-                continue
-            return updated
-        raise Conflict(f"checkpoint {checkpoint_id} kept changing; retry the request")
+
+class WorkflowUnavailable(SignoffError):
+    """The approval workflow could not be started (503); the checkpoint was cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__("the approval workflow could not be started; the checkpoint was cancelled, retry later")
 
 
 class IdempotencyKeyReused(Conflict):
@@ -259,23 +281,12 @@ def _total_wait(assessment: Assessment) -> int:
     return first + (gate.escalation_wait_seconds or 0)
 
 
-def _decision_data(
-    status: Status,
-    decided_by: str,
-    reason: str,
-    assessment: Assessment,
-    *,
-    requested_at: datetime,
-    decided_at: datetime,
-) -> dict[str, Any]:
-    """The fields every decision event carries (the audit-completeness SLI checks them)."""
-    return {
-        "status": status.value,
-        "decided_by": decided_by,
-        "reason": reason,
-        "gate": assessment.gate.kind.value,
-        "risk": assessment.risk.risk_class.value,
-        "score": assessment.score.score,
-        "policy_version": assessment.policy_version,
-        "latency_seconds": (decided_at - requested_at).total_seconds(),
-    }
+def release_workflow(repo: CheckpointRepository, workflow: Workflow | None, cp: Checkpoint) -> None:
+    """Answer the approval workflow's waiting task with the recorded decision, so the execution
+    moves on to Finalize at once. A task that no longer waits is fine: Finalize reads the record."""
+    if workflow is None or cp.status is Status.PENDING:
+        return
+    token = repo.get_token(cp.id)
+    if token is None:
+        return
+    workflow.answer(token.token, {"status": cp.status.value, "decided_by": cp.decided_by})

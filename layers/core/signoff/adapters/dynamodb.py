@@ -12,10 +12,13 @@ from botocore.exceptions import ClientError
 
 from signoff.adapters.keys import META, decode_token, encode_token, event_sk, pk, status_pk, status_sk
 from signoff.audit import AuditEvent
-from signoff.errors import AlreadyExists, InvalidPageToken, NotFound, StaleCheckpoint
-from signoff.models import Checkpoint, CheckpointPage, Status
+from signoff.errors import AlreadyExists, DuplicateVote, InvalidPageToken, NotFound, StaleCheckpoint
+from signoff.models import Checkpoint, CheckpointPage, Status, Vote
+from signoff.ports import TaskToken
 
 STATUS_INDEX = "by-status"
+TOKEN = "TOKEN"  # the approval workflow's task token: never in the META document
+CALLER_TOKEN = "CALLER_TOKEN"  # an embedding workflow's task token
 # A page token is the GSI query's LastEvaluatedKey: the table's and the index's keys, nothing else.
 # DynamoDB answers any other ExclusiveStartKey with a ValidationException (a 500), so refuse it here.
 _PAGE_KEY = frozenset({"pk", "sk", "status_pk", "status_sk"})
@@ -121,18 +124,37 @@ class DynamoCheckpointRepository:
             raise NotFound(checkpoint_id)
         return Checkpoint.model_validate_json(_unmarshal(resp["Item"])["doc"])
 
-    def save(self, checkpoint: Checkpoint, *, expected: Checkpoint, event: AuditEvent) -> None:
+    def save(
+        self, checkpoint: Checkpoint, *, expected: Checkpoint, events: list[AuditEvent], vote: Vote | None = None
+    ) -> None:
         writes = [
             self._put(
                 checkpoint_item(checkpoint),
                 "#status = :expected_status AND audit_seq = :expected_seq",
                 {":expected_status": expected.status.value, ":expected_seq": expected.audit_seq},
-            ),
-            self._put(event_item(event), "attribute_not_exists(pk)"),
+            )
         ]
+        writes += [self._put(event_item(e), "attribute_not_exists(pk)") for e in events]
+        if vote is not None:
+            # One vote per person: a replayed or double click fails this condition.
+            item = {
+                "pk": pk(checkpoint.id),
+                "sk": f"VOTE#{vote.approver}",
+                "item_type": "vote",
+                "vote": vote.model_dump_json(),
+            }
+            writes.append(self._put(item, "attribute_not_exists(pk)"))
         try:
             self.client.transact_write_items(TransactItems=writes)
         except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if (
+                vote is not None
+                and reasons
+                and reasons[-1] == "ConditionalCheckFailed"
+                and reasons[0] != "ConditionalCheckFailed"
+            ):
+                raise DuplicateVote(vote.approver) from None
             if _condition_failed(exc):
                 raise StaleCheckpoint(checkpoint.id) from None
             raise
@@ -154,6 +176,31 @@ class DynamoCheckpointRepository:
         items = [Checkpoint.model_validate_json(_unmarshal(i)["doc"]) for i in resp.get("Items", [])]
         last = resp.get("LastEvaluatedKey")
         return CheckpointPage(items=items, next_token=encode_token(_unmarshal(last)) if last else None)
+
+    def _put_plain(self, item: dict[str, Any]) -> None:
+        self.client.put_item(TableName=self.table_name, Item=_marshal(item))
+
+    def _get_plain(self, checkpoint_id: str, sk: str) -> dict[str, Any] | None:
+        resp = self.client.get_item(
+            TableName=self.table_name, Key=_marshal({"pk": pk(checkpoint_id), "sk": sk}), ConsistentRead=True
+        )
+        return _unmarshal(resp["Item"]) if "Item" in resp else None
+
+    def put_token(self, checkpoint_id: str, token: TaskToken) -> None:
+        self._put_plain(
+            {"pk": pk(checkpoint_id), "sk": TOKEN, "item_type": "task_token", "token": token.model_dump_json()}
+        )
+
+    def get_token(self, checkpoint_id: str) -> TaskToken | None:
+        item = self._get_plain(checkpoint_id, TOKEN)
+        return TaskToken.model_validate_json(item["token"]) if item else None
+
+    def put_caller_token(self, checkpoint_id: str, token: str) -> None:
+        self._put_plain({"pk": pk(checkpoint_id), "sk": CALLER_TOKEN, "item_type": "caller_token", "token": token})
+
+    def get_caller_token(self, checkpoint_id: str) -> str | None:
+        item = self._get_plain(checkpoint_id, CALLER_TOKEN)
+        return str(item["token"]) if item else None
 
     def events(self, checkpoint_id: str) -> list[AuditEvent]:
         paginator = self.client.get_paginator("query")

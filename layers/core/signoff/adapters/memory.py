@@ -14,14 +14,18 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import S
 
 from signoff.adapters.keys import decode_token, encode_token, status_sk
 from signoff.audit import AuditEvent
-from signoff.errors import AlreadyExists, InvalidPageToken, NotFound, StaleCheckpoint
-from signoff.models import Checkpoint, CheckpointPage, Status
+from signoff.errors import AlreadyExists, DuplicateVote, InvalidPageToken, NotFound, StaleCheckpoint
+from signoff.models import Checkpoint, CheckpointPage, Status, Vote
+from signoff.ports import TaskToken
 
 
 class InMemoryCheckpointRepository:
     def __init__(self) -> None:
         self._checkpoints: dict[str, Checkpoint] = {}
         self._events: dict[str, list[AuditEvent]] = {}
+        self.votes: dict[tuple[str, str], Vote] = {}
+        self.tokens: dict[str, TaskToken] = {}
+        self.caller_tokens: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def create(self, checkpoint: Checkpoint, events: list[AuditEvent]) -> None:
@@ -37,32 +41,50 @@ class InMemoryCheckpointRepository:
         except KeyError:
             raise NotFound(checkpoint_id) from None
 
-    def save(self, checkpoint: Checkpoint, *, expected: Checkpoint, event: AuditEvent) -> None:
+    def save(
+        self, checkpoint: Checkpoint, *, expected: Checkpoint, events: list[AuditEvent], vote: Vote | None = None
+    ) -> None:
         with self._lock:
             current = self._checkpoints.get(checkpoint.id)
             if current is None:
                 raise NotFound(checkpoint.id)
             if current.status != expected.status or current.audit_seq != expected.audit_seq:
                 raise StaleCheckpoint(checkpoint.id)
+            if vote is not None:
+                if (checkpoint.id, vote.approver) in self.votes:
+                    raise DuplicateVote(vote.approver)
+                self.votes[(checkpoint.id, vote.approver)] = vote
             self._checkpoints[checkpoint.id] = checkpoint
-            self._events[checkpoint.id].append(event)
+            self._events[checkpoint.id].extend(events)
 
     def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
         after = ""
         if next_token:
             key = decode_token(next_token)
-            if "sk" not in key:
+            if set(key) != {"sk", "status"} or key["status"] != status.value:
                 raise InvalidPageToken()
             after = key["sk"]
         ordered = sorted((status_sk(cp), cp) for cp in list(self._checkpoints.values()) if cp.status is status)
         page = [(sk, cp) for sk, cp in ordered if sk > after][: limit + 1]
         more = len(page) > limit
         page = page[:limit]
-        token = encode_token({"sk": page[-1][0]}) if more and page else None
+        token = encode_token({"sk": page[-1][0], "status": status.value}) if more and page else None
         return CheckpointPage(items=[cp for _, cp in page], next_token=token)
 
     def events(self, checkpoint_id: str) -> list[AuditEvent]:
         return list(self._events.get(checkpoint_id, []))
+
+    def put_token(self, checkpoint_id: str, token: TaskToken) -> None:
+        self.tokens[checkpoint_id] = token
+
+    def get_token(self, checkpoint_id: str) -> TaskToken | None:
+        return self.tokens.get(checkpoint_id)
+
+    def put_caller_token(self, checkpoint_id: str, token: str) -> None:
+        self.caller_tokens[checkpoint_id] = token
+
+    def get_caller_token(self, checkpoint_id: str) -> str | None:
+        return self.caller_tokens.get(checkpoint_id)
 
 
 class InMemoryIdempotencyStore(BasePersistenceLayer):
