@@ -1,7 +1,8 @@
 """CDK app: `python infra/app.py` (or `cdk synth`) synthesizes Signoff offline.
 
-The policy file is validated first: an invalid policy stops synthesis with `path: reason` lines,
-so a broken policy never deploys. Set SIGNOFF_POLICY to use another file."""
+The policy and routing files are validated first: an invalid one stops synthesis with
+`path: reason` lines, so a broken policy never deploys. SIGNOFF_POLICY / SIGNOFF_ROUTING pick
+other files."""
 
 from __future__ import annotations
 
@@ -14,17 +15,31 @@ from cdk_nag import AwsSolutionsChecks
 
 from signoff.errors import PolicyError
 from signoff.policy import load_policy
+from signoff.routing import load_routing
 from signoff_infra.stack import SignoffStack
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_NAME = "Signoff"
 
 
-def build_app(outdir: str | None = None, policy_path: Path | None = None) -> tuple[cdk.App, SignoffStack]:
+def build_app(
+    outdir: str | None = None, policy_path: Path | None = None, routing_path: Path | None = None
+) -> tuple[cdk.App, SignoffStack]:
     path = policy_path or Path(os.environ.get("SIGNOFF_POLICY", ROOT / "signoff.yaml"))
+    routing = routing_path or Path(os.environ.get("SIGNOFF_ROUTING", ROOT / "routing.yaml"))
     policy = load_policy(path)  # raises PolicyError: synthesis stops here
+    load_routing(routing)  # so does an invalid routing file
     app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"))
-    stack = SignoffStack(app, STACK_NAME, policy=policy, policy_path=path, description="Signoff checkpoint service")
+    example = os.environ.get("SIGNOFF_EXAMPLE", "") == "1" or bool(app.node.try_get_context("example"))
+    stack = SignoffStack(
+        app,
+        STACK_NAME,
+        policy=policy,
+        policy_path=path,
+        routing_path=routing,
+        example=example,
+        description="Signoff checkpoint service",
+    )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app, stack
 

@@ -4,6 +4,7 @@ in-process), and the API's route table. One source of truth: what CDK would depl
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import zipfile
@@ -62,6 +63,8 @@ class LocalStack:
     functions: FunctionRegistry = field(default_factory=FunctionRegistry)
     routes: list[Route] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    secret_values: dict[str, str] = field(default_factory=dict)  # e.g. signing_secret, bot_token
+    state_machines: dict[str, str] = field(default_factory=dict)
     _mock: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -78,6 +81,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self._mock is not None:
+            self.stop_executions()
         self.functions.uninstall()
         if self._mock is not None:
             self._mock.stop()
@@ -105,9 +110,16 @@ class LocalStack:
         for logical_id, res in t.resources("AWS::Lambda::LayerVersion").items():
             t.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{logical_id}:1"
             self._layers[t.refs[logical_id]] = t.asset_dir(res["Properties"]["Content"])
+        for logical_id in t.resources("AWS::IAM::Role"):
+            t.refs[logical_id] = logical_id
+            t.attrs[(logical_id, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{logical_id}"
+        for logical_id in t.resources("AWS::SecretsManager::Secret"):
+            self._secret(logical_id)
         role = self.client("iam").create_role(RoleName="signoff-local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         for logical_id in t.resources("AWS::Lambda::Function"):
             self._function(logical_id, role)
+        for logical_id in t.resources("AWS::StepFunctions::StateMachine"):
+            self._state_machine(logical_id)
         self._api()
         for name, output in t.body.get("Outputs", {}).items():
             try:
@@ -180,6 +192,39 @@ class LocalStack:
             self._applied.add(key)
 
     _applied: set[str] = field(default_factory=set)
+
+    def _secret(self, logical_id: str) -> None:
+        """Secrets get local values: the template's shape, with the local stack's known keys filled in."""
+        assert self.template is not None
+        props = self.template.props(logical_id)
+        value: dict[str, Any] = json.loads(props["SecretString"]) if "SecretString" in props else {}
+        generated = props.get("GenerateSecretString")
+        if generated:
+            value = json.loads(generated.get("SecretStringTemplate", "{}"))
+            value[generated["GenerateStringKey"]] = "generated-" + logical_id.lower()
+        value.update({k: v for k, v in self.secret_values.items() if k in value})
+        arn = self.client("secretsmanager").create_secret(Name=logical_id, SecretString=json.dumps(value))["ARN"]
+        self.template.refs[logical_id] = arn
+
+    def _state_machine(self, logical_id: str) -> None:
+        assert self.template is not None
+        t = self.template
+        props = t.props(logical_id)
+        definition = t.resolve(props["DefinitionString"])
+        name = t.resolve(props.get("StateMachineName", logical_id))
+        arn = self.client("stepfunctions").create_state_machine(
+            name=name, definition=definition, roleArn=t.resolve(props["RoleArn"]), type="STANDARD"
+        )["stateMachineArn"]
+        t.refs[logical_id] = arn
+        t.attrs[(logical_id, "Name")] = name
+        self.state_machines[name] = arn
+
+    def stop_executions(self) -> None:
+        """Executions outlive moto: stop those still running (their waits end on their own)."""
+        sfn = self.client("stepfunctions")
+        for arn in self.state_machines.values():
+            for execution in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="local stack stopping")
 
     @staticmethod
     def _opt_path(value: str, layers: list[Path]) -> str:

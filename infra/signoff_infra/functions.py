@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from signoff_infra.layer import POLICY_IN_LAYER, RUNTIME
+from signoff_infra.layer import POLICY_IN_LAYER, ROUTING_IN_LAYER, RUNTIME
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
@@ -55,6 +55,7 @@ class SignoffFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             environment={
                 "SIGNOFF_POLICY_PATH": POLICY_IN_LAYER,
+                "SIGNOFF_ROUTING_PATH": ROUTING_IN_LAYER,
                 "POWERTOOLS_SERVICE_NAME": "signoff",
                 "POWERTOOLS_METRICS_NAMESPACE": "Signoff",
                 "POWERTOOLS_LOG_LEVEL": "INFO",

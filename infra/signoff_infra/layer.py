@@ -24,6 +24,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 PYTHON_VERSION = "3.14"
 PLATFORM = "manylinux2014_x86_64"
 POLICY_IN_LAYER = "/opt/signoff.yaml"  # layers unpack under /opt
+ROUTING_IN_LAYER = "/opt/routing.yaml"
 
 
 def _tree_digest(paths: list[Path]) -> str:
@@ -58,36 +59,38 @@ def _dependencies() -> Path:
 
 @jsii.implements(cdk.ILocalBundling)
 class _LocalBundler:
-    def __init__(self, policy_path: Path) -> None:
+    def __init__(self, policy_path: Path, routing_path: Path) -> None:
         self.policy_path = policy_path
+        self.routing_path = routing_path
 
     def try_bundle(self, output_dir: str, options: Any) -> bool:  # noqa: ARG002 (jsii passes the options positionally)
         python = Path(output_dir) / "python"
         shutil.copytree(_dependencies(), python, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
         shutil.copytree(CORE / "signoff", python / "signoff", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         shutil.copyfile(self.policy_path, Path(output_dir) / "signoff.yaml")
+        shutil.copyfile(self.routing_path, Path(output_dir) / "routing.yaml")
         return True
 
 
 class CoreLayer(Construct):
     """The layer every Signoff function runs on."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, policy_path: Path) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, policy_path: Path, routing_path: Path) -> None:
         super().__init__(scope, construct_id)
         self.layer = lambda_.LayerVersion(
             self,
             "Layer",
-            description="signoff core package, its dependencies and the policy",
+            description="signoff core package, its dependencies, the policy and the routing",
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[lambda_.Architecture.X86_64],
             code=lambda_.Code.from_asset(
                 str(CORE),
                 # The asset changes when the package, its requirements or the policy change.
                 asset_hash_type=cdk.AssetHashType.CUSTOM,
-                asset_hash=_tree_digest([CORE / "signoff", REQUIREMENTS, policy_path]),
+                asset_hash=_tree_digest([CORE / "signoff", REQUIREMENTS, policy_path, routing_path]),
                 bundling=cdk.BundlingOptions(
                     image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
-                    local=cast(cdk.ILocalBundling, _LocalBundler(policy_path)),
+                    local=cast(cdk.ILocalBundling, _LocalBundler(policy_path, routing_path)),
                 ),
             ),
         )

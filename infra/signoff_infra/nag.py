@@ -20,6 +20,12 @@ API_LOGS_ROLE = (
     "policy: the documented way to let API Gateway write execution logs."
 )
 TABLE_INDEXES = "Grants on '<table>/index/*' reach only this table's own indexes (the status index)."
+SLACK_SIGNED = (
+    "Slack cannot sign requests with SigV4; every request's Slack signature (HMAC of the raw body with the "
+    "signing secret, timestamp within 5 minutes) is verified by the handler before anything happens."
+)
+VERSIONS = "Step Functions may invoke any version or alias of this one function (its ARN followed by ':*')."
+EXAMPLE_LOGS = "The example release workflow is a demonstration for the local stack, not a production workload."
 PUBLIC_SCHEMA = "The OpenAPI document is public API documentation and carries no data; every data route uses IAM."
 
 

@@ -6,27 +6,105 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from signoff.policy import LoadedPolicy
+from signoff_infra import nag
 from signoff_infra.api import SignoffApi
 from signoff_infra.data import DataTables
+from signoff_infra.embed import ExampleReleaseWorkflow
 from signoff_infra.layer import CoreLayer
-from signoff_infra.nag import acknowledge_stack
+from signoff_infra.secrets import Secrets
+from signoff_infra.workflow import ApprovalWorkflow
+
+TASK_ANSWERS = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+EMBEDDERS = (
+    "Workflows embedding a checkpoint are other applications' state machines in this account; their task tokens "
+    "are answered with SendTaskSuccess/Failure, whose resource is the caller's state machine, unknown here."
+)
 
 
 class SignoffStack(cdk.Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, policy: LoadedPolicy, policy_path: Path, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        policy: LoadedPolicy,
+        policy_path: Path,
+        routing_path: Path,
+        example: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.policy = policy
         self.data = DataTables(self, "Data")
-        self.core = CoreLayer(self, "Core", policy_path=policy_path)
-        self.api = SignoffApi(self, "Api", data=self.data, layer=self.core.layer)
+        self.secrets = Secrets(self, "Secrets")
+        self.core = CoreLayer(self, "Core", policy_path=policy_path, routing_path=routing_path)
+
+        # Named up front so functions can know the ARN without depending on the state machine
+        # (which depends on them).
+        approval_name = f"{self.stack_name}-approval"
+        self.approval_arn = self.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=approval_name,
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.embedders_arn = self.format_arn(
+            service="states", resource="stateMachine", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+        )
+        env = {
+            "TABLE_NAME": self.data.table.table_name,
+            "APPROVAL_STATE_MACHINE_ARN": self.approval_arn,
+            "SLACK_SECRET_ARN": self.secrets.slack.secret_arn,
+            "CALLBACK_SECRET_ARN": self.secrets.webhook.secret_arn,
+        }
+        self.workflow = ApprovalWorkflow(self, "Approval", layer=self.core.layer, environment=env, name=approval_name)
+        self.api = SignoffApi(self, "Api", data=self.data, layer=self.core.layer, environment=env)
+        self._grant()
+        if example:
+            self.example = ExampleReleaseWorkflow(self, "Example", intake_function=self.api.intake.function)
+            nag.acknowledge(self.example, "AwsSolutions-SF1", nag.EXAMPLE_LOGS)
+            nag.acknowledge(
+                self.example,
+                f"AwsSolutions-IAM5[Resource::<{nag.logical_id(self.api.intake.function)}.Arn>:*]",
+                nag.VERSIONS,
+            )
+            cdk.CfnOutput(self, "ExampleStateMachineArn", value=self.example.state_machine.state_machine_arn)
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the Signoff API")
+        cdk.CfnOutput(self, "SlackEventsUrl", value=f"{self.api.rest_api.url}v1/slack/events")
         cdk.CfnOutput(self, "TableName", value=self.data.table.table_name)
         cdk.CfnOutput(self, "IdempotencyTableName", value=self.data.idempotency.table_name)
+        cdk.CfnOutput(self, "ApprovalStateMachineArn", value=self.workflow.state_machine.state_machine_arn)
+        cdk.CfnOutput(self, "IntakeFunctionArn", value=self.api.intake.function.function_arn)
+        cdk.CfnOutput(self, "SlackSecretArn", value=self.secrets.slack.secret_arn)
         cdk.CfnOutput(self, "PolicyVersion", value=policy.version, description="Policy stamped on every decision")
-        acknowledge_stack(self)
+        nag.acknowledge_stack(self)
+
+    def _grant(self) -> None:
+        """Least privilege, per function."""
+        table, machine = self.data.table, self.workflow.state_machine
+        intake, slack = self.api.intake, self.api.slack
+        notify, finalize = self.workflow.notify, self.workflow.finalize
+        for fn in (intake, slack, notify, finalize):
+            table.grant_read_write_data(fn.function)
+        nag.acknowledge(self, f"AwsSolutions-IAM5[Resource::<{nag.logical_id(table)}.Arn>/index/*]", nag.TABLE_INDEXES)
+        for fn in (slack, notify, finalize):
+            self.secrets.slack.grant_read(fn.function)
+        self.secrets.webhook.grant_read(finalize.function)
+        machine.grant_start_execution(intake.function)
+        # The approval workflow's own tokens: decisions (chat), cancellations (intake), late notify.
+        for fn in (intake, slack, notify):
+            fn.role.add_to_policy(iam.PolicyStatement(actions=TASK_ANSWERS, resources=[self.approval_arn]))
+        # Embedding workflows' tokens: answered at once for auto gates (intake), else by Finalize.
+        for fn in (intake, finalize):
+            fn.role.add_to_policy(iam.PolicyStatement(actions=TASK_ANSWERS, resources=[self.embedders_arn]))
+            nag.acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{_arn_pattern(self)}]", EMBEDDERS)
+
+
+def _arn_pattern(stack: cdk.Stack) -> str:
+    """How cdk-nag writes the account's `stateMachine:*` ARN in its finding ids."""
+    return "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:*"

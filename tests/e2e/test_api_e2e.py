@@ -44,7 +44,9 @@ def test_samples_get_the_gates_the_readme_promises(
     # and it can be read back, with its audit trail
     assert signoff.call("GET", f"/v1/checkpoints/{cp['id']}").body == cp
     events = signoff.call("GET", f"/v1/checkpoints/{cp['id']}/events").body["items"]
-    assert [e["type"] for e in events] == (["requested", "decided"] if gate == "auto" else ["requested"])
+    assert [e["type"] for e in events] == (
+        ["requested", "decided"] if gate == "auto" else ["requested", "gate_opened", "notified"]
+    )
 
 
 def test_readme_sample_curl_returns_an_explained_decision(signoff: LocalSignoff) -> None:

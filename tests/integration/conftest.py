@@ -15,7 +15,9 @@ from moto import mock_aws
 
 from signoff import wiring
 from signoff.adapters.dynamodb import STATUS_INDEX, DynamoCheckpointRepository
-from tests.helpers import POLICY_PATH, Tables, offline
+from tests.helpers import POLICY_PATH, REPO_ROOT, Tables, offline
+
+ROUTING_PATH = REPO_ROOT / "routing.yaml"
 
 TABLE_NAME = "signoff-test-checkpoints"
 IDEMPOTENCY_TABLE_NAME = "signoff-test-idempotency"
@@ -68,9 +70,18 @@ def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tables]:
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE_NAME)
     monkeypatch.setenv("SIGNOFF_POLICY_PATH", str(POLICY_PATH))
+    monkeypatch.setenv("SIGNOFF_ROUTING_PATH", str(ROUTING_PATH))
     with mock_aws():
         client = boto3.client("dynamodb")
         create_tables(client)
+        # moto's default Step Functions backend records executions without running them: enough
+        # to see that intake opened a gate (the workflow itself is exercised on the local stack).
+        machine = boto3.client("stepfunctions").create_state_machine(
+            name="signoff-test-approval",
+            definition='{"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": true}}}',
+            roleArn="arn:aws:iam::123456789012:role/signoff-test",
+        )
+        monkeypatch.setenv("APPROVAL_STATE_MACHINE_ARN", machine["stateMachineArn"])
         wiring.reset()
         yield Tables(client=client, table_name=TABLE_NAME, idempotency_table_name=IDEMPOTENCY_TABLE_NAME)
         wiring.reset()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 
 from signoff.audit import AuditEvent, verify_chain
@@ -46,8 +47,9 @@ def _events_via_api(checkpoint_id: str) -> list[AuditEvent]:
     ("gate", "status_code", "status", "trail"),
     [
         ("auto", 200, "APPROVED", ["EVT#00000001", "EVT#00000002", "META"]),
-        ("soft", 202, "PENDING", ["EVT#00000001", "META"]),
-        ("hard", 202, "PENDING", ["EVT#00000001", "META"]),
+        # requested + gate_opened (the approval workflow started)
+        ("soft", 202, "PENDING", ["EVT#00000001", "EVT#00000002", "META"]),
+        ("hard", 202, "PENDING", ["EVT#00000001", "EVT#00000002", "META"]),
     ],
 )
 def test_each_gate_is_stored_with_its_audit_trail(
@@ -76,7 +78,7 @@ def test_pending_checkpoints_are_listed_from_the_status_index(tables: Tables) ->
     assert {cp["id"] for cp in response_json(response)["items"]} == pending
 
 
-@pytest.mark.parametrize(("gate", "status_code", "events"), [("auto", 200, 2), ("soft", 202, 1)])
+@pytest.mark.parametrize(("gate", "status_code", "events"), [("auto", 200, 2), ("soft", 202, 2)])
 def test_idempotent_replay_returns_the_same_checkpoint_and_one_audit_trail(
     tables: Tables, gate: str, status_code: int, events: int
 ) -> None:
@@ -92,6 +94,11 @@ def test_idempotent_replay_returns_the_same_checkpoint_and_one_audit_trail(
     assert _metas(tables) == [f"CP#{checkpoint_id}"]
     assert sum(1 for i in tables.items() if i["sk"]["S"].startswith("EVT#")) == events
     assert tables.idempotency_statuses() == ["COMPLETED"]
+    # and, for a gate, one approval workflow execution named after the checkpoint
+    if gate != "auto":
+        sfn = boto3.client("stepfunctions")
+        machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+        assert [e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]] == [checkpoint_id]
 
 
 def test_same_key_with_another_body_is_a_409(tables: Tables) -> None:

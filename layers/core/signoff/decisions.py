@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from signoff.answers import release_workflow
 from signoff.audit import EventType
 from signoff.cards import Act
 from signoff.errors import DuplicateVote
@@ -16,7 +17,6 @@ from signoff.ledger import Change, Entry, apply_change, decision_data
 from signoff.models import Checkpoint, Status, Vote, VoteKind
 from signoff.policy import GateKind, TimeoutRule
 from signoff.ports import CheckpointRepository, Clock, Workflow
-from signoff.service import release_workflow
 
 MAX_COMMENT = 2000
 
@@ -222,8 +222,9 @@ class DecisionService:
         cp = apply_change(self.repo, self.clock, checkpoint_id, record)
         return ActResult(cp, refused.message, refusal=refused.refusal)
 
-    def apply_timeout(self, checkpoint_id: str) -> Checkpoint:
-        """Nobody decided in time (escalation included): apply the gate's timeout rule, once."""
+    def apply_timeout(self, checkpoint_id: str, *, unreachable: bool = False) -> Checkpoint:
+        """Nobody decided in time (escalation included): apply the gate's timeout rule, once.
+        When no approver could even be notified the request expires, whatever the rule says."""
 
         def decide(cp: Checkpoint) -> Change:
             if cp.status is not Status.PENDING:
@@ -231,7 +232,9 @@ class DecisionService:
             now = self.clock.now()
             gate = cp.assessment.gate
             rule = gate.timeout_rule or TimeoutRule.FAIL_CLOSED
-            if gate.kind is GateKind.SOFT and rule is TimeoutRule.FAIL_OPEN:
+            if unreachable:
+                status, reason = Status.EXPIRED, "no approver could be notified: denied (fail-closed)"
+            elif gate.kind is GateKind.SOFT and rule is TimeoutRule.FAIL_OPEN:
                 status, reason = Status.APPROVED, "veto window closed with no veto"
             else:
                 status, reason = {

@@ -52,3 +52,14 @@ class DuplicateVote(Conflict):
 class InvalidPageToken(InvalidRequest):
     def __init__(self) -> None:
         super().__init__("next_token", "is not a token this API issued")
+
+
+class Forbidden(SignoffError):
+    """Authenticated but not allowed (403)."""
+
+
+class WorkflowUnavailable(SignoffError):
+    """The approval workflow could not be started (503); the checkpoint was cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__("the approval workflow could not be started; the checkpoint was cancelled, retry later")

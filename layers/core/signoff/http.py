@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff.errors import Conflict, InvalidRequest, NotFound
+from signoff.errors import Conflict, Forbidden, InvalidRequest, NotFound, WorkflowUnavailable
 
 MAX_BODY_BYTES = 256 * 1024
 PROBLEM = "application/problem+json"
@@ -62,6 +62,14 @@ def _install_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(NotFound)
     def _not_found(exc: NotFound) -> Response[str]:
         return problem(404, "Not found", str(exc))
+
+    @app.exception_handler(Forbidden)
+    def _forbidden(exc: Forbidden) -> Response[str]:
+        return problem(403, "Forbidden", str(exc))
+
+    @app.exception_handler(WorkflowUnavailable)
+    def _unavailable(exc: WorkflowUnavailable) -> Response[str]:
+        return problem(503, "Service unavailable", str(exc))
 
     @app.exception_handler(Conflict)
     def _conflict(exc: Conflict) -> Response[str]:

@@ -14,9 +14,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+from signoff.answers import answer_caller, release_workflow
 from signoff.audit import AuditEvent, EventType
 from signoff.engine import assess
-from signoff.errors import AlreadyExists, Conflict, InvalidRequest, SignoffError
+from signoff.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, WorkflowUnavailable
 from signoff.ledger import Change, Entry, apply_change, chain, decision_data
 from signoff.models import (
     Assessment,
@@ -101,18 +102,28 @@ class CheckpointService:
 
     # -- creation ------------------------------------------------------------------------------
 
-    def create(self, request: CheckpointRequest, *, caller: str, idempotency_key: str | None) -> Checkpoint:
-        """Score the request and store the checkpoint; an auto gate is decided at once."""
+    def create(
+        self,
+        request: CheckpointRequest,
+        *,
+        caller: str,
+        idempotency_key: str | None,
+        caller_token: str | None = None,
+    ) -> Checkpoint:
+        """Score the request and store the checkpoint; an auto gate is decided at once, a soft or
+        hard gate starts the approval workflow. `caller_token` is an embedding workflow's task
+        token, answered when the checkpoint is decided."""
         assessment = self.score(request)  # validates before anything is written
         if idempotency_key is None:
-            return self._store(request, assessment, caller, new_checkpoint_id(self.clock.now()))
+            return self._store(request, assessment, caller, new_checkpoint_id(self.clock.now()), caller_token)
         if self._create_once is None:
-            return self._create_with_key(request, assessment, caller, idempotency_key)
+            return self._create_with_key(request, assessment, caller, idempotency_key, caller_token)
         payload = {
             "key": f"{caller}\0{idempotency_key}",
             "request": request.model_dump(mode="json"),
             "caller": caller,
             "idem": idempotency_key,
+            "caller_token": caller_token,  # not part of the payload hash: only "request" is
         }
         # The request was assessed above; hand that on rather than scoring it twice.
         token = _ASSESSED.set(assessment)
@@ -124,20 +135,29 @@ class CheckpointService:
     def _create_from_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
         request = CheckpointRequest.model_validate(payload["request"])
         assessment = _ASSESSED.get(None) or self.score(request)
-        cp = self._create_with_key(request, assessment, payload["caller"], payload["idem"])
+        cp = self._create_with_key(request, assessment, payload["caller"], payload["idem"], payload.get("caller_token"))
         return cp.model_dump(mode="json")
 
-    def _create_with_key(self, request: CheckpointRequest, assessment: Assessment, caller: str, key: str) -> Checkpoint:
+    def _create_with_key(
+        self, request: CheckpointRequest, assessment: Assessment, caller: str, key: str, caller_token: str | None
+    ) -> Checkpoint:
         checkpoint_id = idempotent_checkpoint_id(caller, key)
         try:
-            return self._store(request, assessment, caller, checkpoint_id)
+            return self._store(request, assessment, caller, checkpoint_id, caller_token)
         except AlreadyExists:
             existing = self.repo.get(checkpoint_id)
             if existing.request != request:
                 raise IdempotencyKeyReused() from None
-            return existing
+            return self.open_gate(existing)  # a retry after a crash between storing and starting
 
-    def _store(self, request: CheckpointRequest, assessment: Assessment, caller: str, checkpoint_id: str) -> Checkpoint:
+    def _store(
+        self,
+        request: CheckpointRequest,
+        assessment: Assessment,
+        caller: str,
+        checkpoint_id: str,
+        caller_token: str | None = None,
+    ) -> Checkpoint:
         now = self.clock.now()
         gate = assessment.gate
         auto = gate.kind is GateKind.AUTO
@@ -172,7 +192,11 @@ class CheckpointService:
         events = chain(draft, entries, now)
         checkpoint = draft.model_copy(update={**updates, "audit_seq": events[-1].seq, "audit_head": events[-1].hash})
         self.repo.create(checkpoint, events)
-        return checkpoint
+        if caller_token is not None:
+            self.repo.put_caller_token(checkpoint.id, caller_token)
+            if auto and self.workflow is not None:
+                answer_caller(self.workflow, caller_token, checkpoint)
+        return self.open_gate(checkpoint)
 
     def _approvers(self, request: CheckpointRequest, assessment: Assessment, now: datetime) -> list[str]:
         if self.routing is None:
@@ -214,10 +238,13 @@ class CheckpointService:
 
         return apply_change(self.repo, self.clock, cp.id, started)
 
-    def cancel(self, checkpoint_id: str, *, actor: str, reason: str) -> Checkpoint:
-        """Cancel a pending checkpoint; its workflow is answered so it ends now (Finalize runs)."""
+    def cancel(self, checkpoint_id: str, *, actor: str, reason: str, only_by: str | None = None) -> Checkpoint:
+        """Cancel a pending checkpoint; its workflow is answered so it ends now (Finalize runs).
+        `only_by`: the principal that must have made the request (the API's rule)."""
 
         def decide(cp: Checkpoint) -> Change:
+            if only_by is not None and cp.caller != only_by:
+                raise Forbidden(f"only the principal that requested checkpoint {cp.id} may cancel it")
             if cp.status is not Status.PENDING:
                 raise Conflict(f"checkpoint {cp.id} is already {cp.status}")
             now = self.clock.now()
@@ -263,13 +290,6 @@ class CheckpointService:
         return apply_change(self.repo, self.clock, checkpoint_id, decide)
 
 
-class WorkflowUnavailable(SignoffError):
-    """The approval workflow could not be started (503); the checkpoint was cancelled."""
-
-    def __init__(self) -> None:
-        super().__init__("the approval workflow could not be started; the checkpoint was cancelled, retry later")
-
-
 class IdempotencyKeyReused(Conflict):
     def __init__(self) -> None:
         super().__init__("this Idempotency-Key was already used with a different request body")
@@ -279,14 +299,3 @@ def _total_wait(assessment: Assessment) -> int:
     gate = assessment.gate
     first = gate.veto_window_seconds or gate.approval_deadline_seconds or 0
     return first + (gate.escalation_wait_seconds or 0)
-
-
-def release_workflow(repo: CheckpointRepository, workflow: Workflow | None, cp: Checkpoint) -> None:
-    """Answer the approval workflow's waiting task with the recorded decision, so the execution
-    moves on to Finalize at once. A task that no longer waits is fine: Finalize reads the record."""
-    if workflow is None or cp.status is Status.PENDING:
-        return
-    token = repo.get_token(cp.id)
-    if token is None:
-        return
-    workflow.answer(token.token, {"status": cp.status.value, "decided_by": cp.decided_by})

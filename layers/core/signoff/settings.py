@@ -34,6 +34,26 @@ class PolicySettings(_Settings):
     signoff_policy_path: Path
 
 
-class ApiSettings(PolicySettings):
+class RoutingSettings(_Settings):
+    signoff_routing_path: Path
+
+
+class TableSettings(_Settings):
     table_name: str
+
+
+class WorkflowSettings(_Settings):
+    approval_state_machine_arn: str
+
+
+class ApiSettings(PolicySettings, RoutingSettings, TableSettings, WorkflowSettings):
     idempotency_table_name: str
+
+
+class SlackSettings(_Settings):
+    slack_secret_arn: str  # JSON: {"signing_secret": ..., "bot_token": ...}
+    slack_api_url: str | None = None  # the local stack's fake Web API; unset in AWS
+
+
+class CallbackSettings(_Settings):
+    callback_secret_arn: str  # JSON: {"hmac_key": ...}: signs webhook bodies

@@ -1,67 +1,145 @@
-"""Builds the services a function needs from its settings, once per container. Tests and the
-local stack install their own with `override`."""
+"""Builds what a function needs from its settings, once per container, lazily: no AWS client or
+heavy import before first use (the scoring function never pays for boto3). Tests and the local
+stack install their own pieces with `override`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from signoff.policy import LoadedPolicy, load_policy
-from signoff.settings import ApiSettings, PolicySettings
+from signoff.settings import ApiSettings, PolicySettings, RoutingSettings, TableSettings, WorkflowSettings
 
 if TYPE_CHECKING:
+    from signoff.decisions import DecisionService
+    from signoff.ports import Callbacks, Chat, CheckpointRepository, Clock, Workflow
+    from signoff.routing import LoadedRouting
     from signoff.service import CheckpointService
+    from signoff.steps import Steps
 
+T = TypeVar("T")
 _overrides: dict[str, Any] = {}
 
 
+def _overridable(name: str) -> Callable[[Callable[[], T]], Callable[[], T]]:
+    def wrap(build: Callable[[], T]) -> Callable[[], T]:
+        cached = cache(build)
+
+        def get() -> T:
+            return cast(T, _overrides[name]) if name in _overrides else cached()
+
+        get.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        _builders.append(cached)
+        return get
+
+    return wrap
+
+
+_builders: list[Any] = []
+
+
 @cache
-def _policy(path: str) -> LoadedPolicy:
+def _load_policy(path: str) -> LoadedPolicy:
     return load_policy(path)
 
 
+@_overridable("policy")
+def policy() -> LoadedPolicy:
+    return _load_policy(str(PolicySettings.from_env().signoff_policy_path))
+
+
+@_overridable("routing")
+def routing() -> LoadedRouting:
+    from signoff.routing import load_routing
+
+    return load_routing(RoutingSettings.from_env().signoff_routing_path)
+
+
+@_overridable("clock")
+def clock() -> Clock:
+    from signoff.clock import SystemClock
+
+    return SystemClock()
+
+
+@_overridable("repository")
+def repository() -> CheckpointRepository:
+    from signoff.adapters.dynamodb import DynamoCheckpointRepository
+
+    return DynamoCheckpointRepository(TableSettings.from_env().table_name)
+
+
+@_overridable("workflow")
+def workflow() -> Workflow:
+    from signoff.adapters.stepfunctions import StepFunctionsWorkflow
+
+    return StepFunctionsWorkflow(WorkflowSettings.from_env().approval_state_machine_arn)
+
+
+@_overridable("api")
 def api_service() -> CheckpointService:
-    """The intake function's service: DynamoDB repository, Powertools idempotency, the policy."""
-    if "api" in _overrides:
-        return cast("CheckpointService", _overrides["api"])
-    return _api_service()
-
-
-@cache
-def _api_service() -> CheckpointService:
-    # AWS clients and Powertools idempotency load only where they are used: the scoring function
-    # imports this module too and should not pay for boto3.
+    """The intake function's service: repository, Powertools idempotency, policy, routing, workflow."""
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    from signoff.adapters.dynamodb import DynamoCheckpointRepository
-    from signoff.clock import SystemClock
     from signoff.service import CheckpointService
 
     settings = ApiSettings.from_env()
     return CheckpointService(
-        repo=DynamoCheckpointRepository(settings.table_name),
-        policy=_policy(str(settings.signoff_policy_path)),
-        clock=SystemClock(),
+        repo=repository(),
+        policy=policy(),
+        clock=clock(),
         idempotency_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name),
+        routing=routing(),
+        workflow=workflow(),
     )
 
 
-def policy() -> LoadedPolicy:
-    """The policy alone (the scoring function stores nothing)."""
-    if "policy" in _overrides:
-        return cast(LoadedPolicy, _overrides["policy"])
-    return _policy(str(PolicySettings.from_env().signoff_policy_path))
+@_overridable("decisions")
+def decisions() -> DecisionService:
+    from signoff.decisions import DecisionService
+
+    return DecisionService(repository(), clock(), workflow())
 
 
-def override(*, api: CheckpointService | None = None, policy: LoadedPolicy | None = None) -> None:
-    """Install a service or a policy (tests, benchmarks); `reset()` undoes it."""
-    if api is not None:
-        _overrides["api"] = api
-    if policy is not None:
-        _overrides["policy"] = policy
+@_overridable("chats")
+def chats() -> list[Chat]:
+    """The chat surfaces configured for this deployment (Slack now; Teams when configured)."""
+    from signoff.slack.notifier import slack_chat
+
+    return [slack_chat()]
+
+
+@_overridable("callbacks")
+def callbacks() -> Callbacks:
+    from signoff.callbacks import webhook_sender
+
+    return webhook_sender()
+
+
+@_overridable("steps")
+def steps() -> Steps:
+    from signoff.steps import Steps
+
+    return Steps(
+        repo=repository(),
+        clock=clock(),
+        workflow=workflow(),
+        routing=routing(),
+        chats=chats(),
+        callbacks=callbacks(),
+        decisions=decisions(),
+    )
+
+
+def override(**pieces: Any) -> None:
+    """Install pieces by name (api, policy, routing, clock, repository, workflow, decisions, chats,
+    callbacks); `reset()` undoes it."""
+    _overrides.update({k: v for k, v in pieces.items() if v is not None})
 
 
 def reset() -> None:
     _overrides.clear()
-    _api_service.cache_clear()
-    _policy.cache_clear()
+    _load_policy.cache_clear()
+    for cached in _builders:
+        cached.cache_clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
@@ -14,8 +15,9 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import S
 
 from signoff.adapters.keys import decode_token, encode_token, status_sk
 from signoff.audit import AuditEvent
+from signoff.cards import Card
 from signoff.errors import AlreadyExists, DuplicateVote, InvalidPageToken, NotFound, StaleCheckpoint
-from signoff.models import Checkpoint, CheckpointPage, Status, Vote
+from signoff.models import Checkpoint, CheckpointPage, MessageRef, Status, Vote
 from signoff.ports import TaskToken
 
 
@@ -122,3 +124,72 @@ class InMemoryIdempotencyStore(BasePersistenceLayer):
 
     def _delete_record(self, data_record: DataRecord) -> None:
         self.records.pop(data_record.idempotency_key, None)
+
+
+class InMemoryWorkflow:
+    """Records starts and answers; a token answers once, like Step Functions."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, dict[str, Any]] = {}
+        self.answers: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, tuple[str, str]] = {}
+        self.stopped: dict[str, str] = {}
+        self.fail_start = False
+
+    def start(self, checkpoint_id: str, workflow_input: dict[str, Any]) -> None:
+        if self.fail_start:
+            raise RuntimeError("state machine unavailable")
+        self.started.setdefault(checkpoint_id, workflow_input)
+
+    def answer(self, token: str, output: dict[str, Any]) -> bool:
+        if token in self.answers or token in self.failures:
+            return False
+        self.answers[token] = output
+        return True
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        if token in self.answers or token in self.failures:
+            return False
+        self.failures[token] = (error, cause)
+        return True
+
+    def stop(self, checkpoint_id: str, cause: str) -> None:
+        self.stopped[checkpoint_id] = cause
+
+
+class InMemoryChat:
+    """A chat surface that records what Signoff posts: cards by channel or person, updates,
+    thread replies and notices."""
+
+    def __init__(self, surface: str = "slack", unreachable: set[str] | None = None) -> None:
+        self.surface = surface
+        self.unreachable = unreachable or set()  # channels or people that cannot be reached
+        self.posts: list[tuple[str, Card]] = []  # (destination, card)
+        self.updates: list[tuple[MessageRef, Card]] = []
+        self.replies: list[tuple[MessageRef, str, str | None]] = []
+        self.notices: list[tuple[str, str]] = []
+        self._seq = 0
+
+    def _ref(self, where: str, kind: str) -> MessageRef:
+        self._seq += 1
+        return MessageRef(surface=self.surface, channel=where, ts=f"{self._seq}.000100", kind=kind)
+
+    def post_card(self, channel: str | None, person: str | None, card: Card) -> MessageRef | None:
+        where = channel or f"dm:{person}"
+        if (channel or person) in self.unreachable:
+            return None
+        self.posts.append((where, card))
+        return self._ref(where, "card")
+
+    def update_card(self, ref: MessageRef, card: Card) -> None:
+        self.updates.append((ref, card))
+
+    def reply(self, ref: MessageRef, text: str, mention: str | None = None) -> None:
+        self.replies.append((ref, text, mention))
+
+    def post_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None:
+        where = channel or f"dm:{person}"
+        if (channel or person) in self.unreachable:
+            return None
+        self.notices.append((where, text))
+        return self._ref(where, "notice")

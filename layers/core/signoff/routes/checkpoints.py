@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from signoff.errors import NotFound
 from signoff.http import build_app, caller, json_response, problem
@@ -69,6 +70,23 @@ def list_checkpoints(
 @router.get("/v1/checkpoints/<checkpoint_id>", summary="Read a checkpoint", tags=["checkpoints"])
 def get_checkpoint(checkpoint_id: Annotated[str, Path()]) -> Response[str]:
     return json_response(200, api_service().get(_checkpoint_id(checkpoint_id)))
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = "cancelled by the requester"
+
+
+@router.post(
+    "/v1/checkpoints/<checkpoint_id>/cancel",
+    summary="Cancel a pending checkpoint (requester only)",
+    tags=["checkpoints"],
+)
+def cancel_checkpoint(checkpoint_id: Annotated[str, Path()], body: CancelRequest | None = None) -> Response[str]:
+    who = caller(router)
+    reason = (body or CancelRequest()).reason
+    cp = api_service().cancel(_checkpoint_id(checkpoint_id), actor=who, reason=reason, only_by=who)
+    return json_response(200, cp)
 
 
 @router.get("/v1/checkpoints/<checkpoint_id>/events", summary="Read a checkpoint's audit trail", tags=["checkpoints"])

@@ -1,0 +1,46 @@
+"""Secrets: the Slack app's credentials and the key that signs requester webhooks."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from signoff_infra import nag
+
+SLACK_ROTATION = (
+    "The Slack signing secret and bot token are issued by Slack; they are rotated in the Slack app's settings "
+    "and pasted here, so Secrets Manager rotation has nothing to rotate."
+)
+WEBHOOK_ROTATION = (
+    "Receivers pin the webhook HMAC key; rotating it is a coordinated change with them, done by replacing the "
+    "secret value, not by an automatic rotation Lambda."
+)
+
+
+class Secrets(Construct):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        # Filled in after deployment (README: "Connect Slack"); the placeholders keep the shape.
+        self.slack = secretsmanager.Secret(
+            self,
+            "Slack",
+            description="Signoff Slack app: signing secret and bot token",
+            secret_object_value={
+                "signing_secret": cdk.SecretValue.unsafe_plain_text("set-me"),
+                "bot_token": cdk.SecretValue.unsafe_plain_text("set-me"),
+            },
+        )
+        self.webhook = secretsmanager.Secret(
+            self,
+            "Webhook",
+            description="Signoff: HMAC key that signs requester webhook bodies",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=json.dumps({}), generate_string_key="hmac_key", password_length=48,
+                exclude_punctuation=True,
+            ),
+        )  # fmt: skip
+        nag.acknowledge(self.slack, "AwsSolutions-SMG4", SLACK_ROTATION)
+        nag.acknowledge(self.webhook, "AwsSolutions-SMG4", WEBHOOK_ROTATION)
