@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from local.app import SIGNING_SECRET_VAR, LocalSignoff
 from local.server import LOCAL_CALLER, LocalApi
 from local.stack import LocalStack
 
@@ -29,20 +30,19 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.synth:
         subprocess.run([sys.executable, str(ROOT / "infra" / "app.py")], check=True, cwd=ROOT)
-    stack = LocalStack(args.outdir).start()
-    api = LocalApi(stack, args.host, args.port).start()
-    print(banner(api, stack), flush=True)
+    local = LocalSignoff(args.outdir, args.host, args.port).start()
+    assert local.api is not None and local.stack is not None
+    print(banner(local.api, local.stack, local.signing_secret), flush=True)
 
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
     stopped.wait()
-    api.stop()
-    stack.stop()
+    local.stop()
     return 0
 
 
-def banner(api: LocalApi, stack: LocalStack) -> str:
+def banner(api: LocalApi, stack: LocalStack, signing_secret: str) -> str:
     url = api.url
     return "\n".join(
         [
@@ -50,6 +50,9 @@ def banner(api: LocalApi, stack: LocalStack) -> str:
             f"  policy version   {stack.outputs.get('PolicyVersion', '?')}",
             f"  API              {url}/v1/checkpoints   (caller: {LOCAL_CALLER}; SigV4 is not checked locally)",
             f"  OpenAPI          {url}/v1/openapi.json",
+            f"  Slack sandbox    {url}/sandbox   (cards posted to the fake Slack; click as any person)",
+            f"  Slack events     {url}/v1/slack/events",
+            f"  signing secret   {signing_secret}   (set {SIGNING_SECRET_VAR} to change it)",
             f"  tables           {stack.outputs.get('TableName')}, {stack.outputs.get('IdempotencyTableName')}",
             "",
             "Try it:",

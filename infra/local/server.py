@@ -72,8 +72,18 @@ def proxy_event(
 
 
 class LocalApi:
-    def __init__(self, stack: LocalStack, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(
+        self,
+        stack: LocalStack,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        slack: Any = None,
+        signing_secret: str | None = None,
+    ) -> None:
         self.stack = stack
+        self.slack = slack
+        self.signing_secret = signing_secret
         self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None

@@ -7,7 +7,7 @@ What a receiver gets and should do:
     Content-Type: application/json
     X-Signoff-Timestamp: 1767268800             (Unix seconds when this attempt was signed)
     X-Signoff-Signature: v1=<hex HMAC-SHA256(key, "<timestamp>." + raw body)>
-    X-Signoff-Delivery: 6f1c...                 (a uuid; the same on every retry of one delivery)
+    X-Signoff-Delivery: 6f1c...                 (a uuid; the same on every retry of one decision)
     User-Agent: signoff-webhook/1
 
     from signoff.callbacks import verify
@@ -24,9 +24,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import hmac
-import ipaddress
 import json
-import os
 import random
 import ssl
 import time
@@ -44,14 +42,17 @@ from pydantic_core import to_jsonable_python
 
 from signoff.observability import logger
 from signoff.settings import CallbackSettings, SettingsError
+from signoff.urls import callback_refusal, loopback_allowed
 
 SIGNATURE_VERSION = "v1"
 USER_AGENT = "signoff-webhook/1"
 TIMEOUT_SECONDS = 5.0
 MAX_RETRY_AFTER_SECONDS = 30.0
+# Finalize runs with a 60 s Lambda timeout and has more to do after the webhook: past this budget
+# the sender gives up (and says so) rather than being killed mid-delivery.
+BUDGET_SECONDS = 45.0
 DEFAULT_TOLERANCE_SECONDS = 300
-ALLOW_LOOPBACK_ENV = "SIGNOFF_ALLOW_LOOPBACK_CALLBACKS"
-_LOOPBACK_NAMES = frozenset({"localhost"})
+_DELIVERY_NAMESPACE = uuid.UUID("5d0f7c3e-2b1a-4f7e-9c55-51a90ff5e0c1")
 
 Sleep = Callable[[float], None]
 KeySource = bytes | Callable[[], bytes]
@@ -122,6 +123,7 @@ class WebhookSender:
         *,
         allow_loopback: bool = False,
         timeout: float = TIMEOUT_SECONDS,
+        budget: float = BUDGET_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if attempts < 1:
@@ -133,6 +135,7 @@ class WebhookSender:
         self._base_delay = base_delay
         self._allow_loopback = allow_loopback
         self._timeout = timeout
+        self._budget = budget
         self._clock = clock
 
     def deliver(self, url: str, body: dict[str, Any]) -> tuple[bool, str]:
@@ -140,15 +143,15 @@ class WebhookSender:
 
         Returns (delivered, detail); transport failures are returned, never raised. A key that
         cannot be loaded raises (SettingsError for a malformed secret): that is misconfiguration."""
-        host = urlsplit(url).hostname or "?"
         refusal = self.refusal(url)
         if refusal is not None:
-            logger.warning("webhook refused", extra={"host": host, "reason": refusal})
+            logger.warning("webhook refused", extra={"reason": refusal})
             return False, f"refused: {refusal}"
+        host = urlsplit(url).hostname or "?"
         payload = encode(body)
         key = self._key() if callable(self._key) else self._key
-        delivery = str(uuid.uuid4())
-        attempt = _Attempt(None, "not attempted", retryable=False)
+        delivery = delivery_id(payload)
+        started = self._clock()
         for number in range(1, self._attempts + 1):
             attempt = self._post(url, payload, key, delivery)
             self._log(host, number, delivery, attempt)
@@ -156,23 +159,17 @@ class WebhookSender:
                 return True, f"{attempt.detail} on attempt {number}"
             if not attempt.retryable:
                 return False, f"{attempt.detail}: not retried"
-            if number < self._attempts:
-                self._sleep(self._delay(number, attempt.retry_after))
+            if number == self._attempts:
+                break
+            delay = self._delay(number, attempt.retry_after)
+            if self._clock() - started + delay + self._timeout > self._budget:
+                return False, f"gave up after {number} attempts (out of time): {attempt.detail}"
+            self._sleep(delay)
         return False, f"gave up after {self._attempts} attempts: {attempt.detail}"
 
     def refusal(self, url: str) -> str | None:
         """Why `url` may not receive a webhook, or None when it may."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if parts.scheme not in ("https", "http"):
-            return "the callback URL must be https://"
-        if not host:
-            return "the callback URL has no host"
-        if _is_link_local(host):
-            return "link-local callback URLs are not allowed"
-        if _is_loopback(host):
-            return None if self._allow_loopback else "loopback callback URLs are not allowed here"
-        return None if parts.scheme == "https" else "the callback URL must be https://"
+        return callback_refusal(url, allow_loopback=self._allow_loopback)
 
     def _post(self, url: str, payload: bytes, key: bytes, delivery: str) -> _Attempt:
         timestamp = int(self._clock())  # signed per attempt, so a late retry is not stale on arrival
@@ -224,24 +221,11 @@ def encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=to_jsonable_python).encode()
 
 
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    address = _ip(host)
-    return address is not None and address.is_loopback
-
-
-def _is_link_local(host: str) -> bool:
-    # 169.254.0.0/16 holds instance and container credential endpoints: never a webhook receiver.
-    address = _ip(host)
-    return address is not None and address.is_link_local
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
+def delivery_id(payload: bytes) -> str:
+    """X-Signoff-Delivery: derived from the body rather than random, so it stays the same when the
+    Finalize step itself is retried after a delivery whose answer was lost, not only across the
+    attempts of one call. The body names the checkpoint, its status and decision time."""
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, hashlib.sha256(payload).hexdigest()))
 
 
 def _retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -286,5 +270,4 @@ def webhook_sender() -> WebhookSender:
     (Powertools caches it), and SIGNOFF_ALLOW_LOOPBACK_CALLBACKS=true (the local stack) permits
     http://127.0.0.1 and http://localhost receivers."""
     settings = CallbackSettings.from_env()
-    allow_loopback = os.environ.get(ALLOW_LOOPBACK_ENV, "").strip().lower() == "true"
-    return WebhookSender(lambda: _secret_key(settings.callback_secret_arn), allow_loopback=allow_loopback)
+    return WebhookSender(lambda: _secret_key(settings.callback_secret_arn), allow_loopback=loopback_allowed())

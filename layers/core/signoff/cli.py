@@ -1,28 +1,48 @@
-"""The `signoff` command line: offline tools for policy owners (and, later, CI jobs and auditors).
+"""The `signoff` command line: offline tools for policy owners, and `signoff request` for CI jobs.
 
-Each subcommand is one function taking the parsed arguments and returning the exit code:
-0 success, 1 an invalid policy, 2 invalid input (bad arguments, unreadable or invalid request).
+Each subcommand is one function taking the parsed arguments and returning the exit code.
+`policy check` / `policy explain`: 0 success, 1 an invalid policy, 2 invalid input (bad arguments,
+unreadable or invalid request).
+`request`: 0 approved (and only then), 1 denied, 2 not decided (expired, cancelled, or still pending
+when the command stopped waiting), 3 error (bad arguments or file, API unreachable, 4xx/5xx).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple, NoReturn
 
 from pydantic import ValidationError
 
+from signoff.client import Opener, SignoffApiError, SignoffClient, SignoffClientError, is_loopback_url
 from signoff.errors import InvalidRequest, PolicyError
 from signoff.models import CheckpointRequest
-from signoff.policy import LoadedPolicy, load_policy
+from signoff.policy import LoadedPolicy, load_policy, parse_duration
 
 EXIT_OK = 0
 EXIT_INVALID_POLICY = 1
 EXIT_INVALID_INPUT = 2
 
+# `signoff request`: a CI job may run the action on 0 and only on 0.
+EXIT_APPROVED = 0
+EXIT_DENIED = 1
+EXIT_NOT_DECIDED = 2
+EXIT_ERROR = 3
+
+MAX_POLL_SECONDS = 15.0
+MAX_POLL_FAILURES = 3  # consecutive transient failures tolerated while waiting
+URL_ENV = "SIGNOFF_URL"
+
 Command = Callable[[argparse.Namespace], int]
+Sleep = Callable[[float], None]
+Clock = Callable[[], float]
 
 
 def _load(path: Path) -> LoadedPolicy | None:
@@ -96,8 +116,238 @@ def policy_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- signoff request -----------------------------------------------------------------------------
+
+_FINAL_EXIT = {
+    "APPROVED": EXIT_APPROVED,
+    "DENIED": EXIT_DENIED,
+    "EXPIRED": EXIT_NOT_DECIDED,
+    "CANCELLED": EXIT_NOT_DECIDED,
+}
+_ON_TIMEOUT = {"fail-closed": "denied", "fail-open": "approved", "cancel": "cancelled"}
+
+
+class _Progress(NamedTuple):
+    """What a person waiting for a checkpoint cares about; printed again only when it changes."""
+
+    status: str
+    approvals: tuple[str, ...]
+    denials: tuple[str, ...]
+    escalated: bool
+
+
+def request(
+    args: argparse.Namespace, *, sleep: Sleep = time.sleep, clock: Clock = time.monotonic, opener: Opener | None = None
+) -> int:
+    """Ask the API whether an action may run; with --wait, wait for the decision."""
+    body = _read_body(args.file)
+    if body is None:
+        return EXIT_ERROR
+    if not args.url:
+        print(f"signoff request: give the API's URL with --url or {URL_ENV}", file=sys.stderr)
+        return EXIT_ERROR
+    key = args.idempotency_key
+    if key is None:
+        key = str(uuid.uuid4())
+        print(f"idempotency key {key} (retry with --idempotency-key {key} to get the same checkpoint)")
+    sign = args.sign if args.sign is not None else not is_loopback_url(args.url)
+    try:
+        client = SignoffClient(args.url, sign=sign, opener=opener)
+        _, checkpoint = client.create(body, key)
+    except SignoffClientError as exc:
+        _print_error(exc)
+        return EXIT_ERROR
+    _print_summary(checkpoint)
+    if checkpoint.get("status") == "PENDING" and args.wait:
+        return _wait(client, checkpoint, args.timeout, args.poll, sleep, clock)
+    return _finish(checkpoint)
+
+
+def _read_body(path: Path) -> dict[str, Any] | None:
+    """The JSON object in the file, or None after saying what is wrong with it. The API validates the
+    fields (its 422 names each one): a client that checked them itself would drift from the server."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"{path}: cannot read the file: {exc.strerror}", file=sys.stderr)
+        return None
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", file=sys.stderr)
+        return None
+    if not isinstance(body, dict):
+        print(f"{path}: the request must be a JSON object", file=sys.stderr)
+        return None
+    return body
+
+
+def _print_summary(cp: dict[str, Any]) -> None:
+    assessment = cp.get("assessment") or {}
+    gate = assessment.get("gate") or {}
+    score = (assessment.get("score") or {}).get("score")
+    print(f"checkpoint {cp.get('id')}: {cp.get('status')}, gate {gate.get('kind')}, score {_number(score)}")
+    for line in assessment.get("explanation") or []:
+        print(f"  {line}")
+    for line in _waiting_lines(cp, gate):
+        print(f"  {line}")
+
+
+def _waiting_lines(cp: dict[str, Any], gate: dict[str, Any]) -> list[str]:
+    """What happens next for a pending checkpoint: who must act, until when, and what then."""
+    if cp.get("status") != "PENDING":
+        return []
+    lines = []
+    if gate.get("kind") == "soft":
+        lines.append("runs unless vetoed before the deadline")
+    else:
+        lines.append(f"needs {gate.get('approvals_required', 1)} approval(s)")
+    rule = gate.get("timeout_rule")
+    then = f"it is {_ON_TIMEOUT[rule]} ({rule})" if rule in _ON_TIMEOUT else "the timeout rule applies"
+    lines.append(f"deadline {cp.get('deadline')}: if undecided by then, {then}")
+    if gate.get("escalation_route") and gate.get("approval_deadline_seconds"):
+        after = _seconds(gate["approval_deadline_seconds"])
+        lines.append(f"escalates to {gate['escalation_route']} if undecided after {after}")
+    return lines
+
+
+def _wait(client: SignoffClient, cp: dict[str, Any], timeout: float, poll: float, sleep: Sleep, clock: Clock) -> int:
+    """Poll until the checkpoint is decided or `timeout` passes, backing off from `poll` to 15 s
+    (back to `poll` after a change: decisions tend to follow votes)."""
+    give_up_at = clock() + timeout
+    seen, delay, failures = _progress(cp), poll, 0
+    while (remaining := give_up_at - clock()) > 0:
+        sleep(min(delay, remaining))
+        try:
+            cp = client.get(str(cp["id"]))
+        except SignoffClientError as exc:
+            failures += 1
+            if not exc.transient or failures >= MAX_POLL_FAILURES:
+                _print_error(exc)
+                return EXIT_ERROR
+            print(f"still waiting: {exc} (will retry)", file=sys.stderr)
+            delay = min(delay * 2, MAX_POLL_SECONDS)
+            continue
+        failures = 0
+        now = _progress(cp)
+        if now.status != "PENDING":
+            return _finish(cp)
+        changed = _report(seen, now, cp)
+        seen, delay = now, poll if changed else min(delay * 2, MAX_POLL_SECONDS)
+    print(f"checkpoint {cp.get('id')} still PENDING after {_seconds(timeout)}; stopped waiting (it stays open)")
+    return EXIT_NOT_DECIDED
+
+
+def _progress(cp: dict[str, Any]) -> _Progress:
+    votes = [v for v in cp.get("votes") or [] if isinstance(v, dict)]
+
+    def names(kind: str) -> tuple[str, ...]:
+        return tuple(str(v.get("name") or v.get("approver")) for v in votes if v.get("kind") == kind)
+
+    return _Progress(str(cp.get("status")), names("approve"), names("deny"), bool(cp.get("escalated")))
+
+
+def _report(before: _Progress, now: _Progress, cp: dict[str, Any]) -> bool:
+    """Print what changed between two polls; whether anything did."""
+    gate = (cp.get("assessment") or {}).get("gate") or {}
+    if now.approvals != before.approvals:
+        required = gate.get("approvals_required", 1)
+        print(f"{len(now.approvals)} of {required} approvals: {', '.join(now.approvals)}")
+    if now.denials != before.denials:
+        print(f"denied by {', '.join(now.denials)}")
+    if now.escalated and not before.escalated:
+        route = gate.get("escalation_route")
+        print(f"escalated to {route}" if route else "escalated")
+    return now != before
+
+
+def _finish(cp: dict[str, Any]) -> int:
+    """Print the decision and turn it into the exit code."""
+    status = str(cp.get("status"))
+    if status == "PENDING":
+        print(f"checkpoint {cp.get('id')} is PENDING: not approved yet (use --wait to wait for the decision)")
+        return EXIT_NOT_DECIDED
+    by = f" by {cp['decided_by']}" if cp.get("decided_by") else ""
+    reason = f": {cp['decision_reason']}" if cp.get("decision_reason") else ""
+    print(f"{status}{by}{reason}")
+    conditions = cp.get("conditions")
+    if status == "APPROVED" and conditions:
+        print("conditions:")
+        for name, value in conditions.items():
+            print(f"  {name}: {value if isinstance(value, str) else json.dumps(value)}")
+    if status not in _FINAL_EXIT:
+        print(f"unexpected status {status!r} from the API", file=sys.stderr)
+        return EXIT_ERROR
+    return _FINAL_EXIT[status]
+
+
+def _print_error(exc: SignoffClientError) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    if isinstance(exc, SignoffApiError):
+        for error in exc.errors:
+            print(f"  {error.get('field', '?')}: {error.get('message', '')}", file=sys.stderr)
+
+
+def _duration(text: str) -> float:
+    """argparse type for 45s / 30m / 2h / 1d (or plain seconds)."""
+    try:
+        seconds = parse_duration(int(text) if text.strip().isdigit() else text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"duration {text!r} must be more than zero")
+    return float(seconds)
+
+
+def _seconds(seconds: float) -> str:
+    whole = int(seconds)
+    for unit, size in (("h", 3600), ("m", 60)):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else "?"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, but `signoff request` means "not decided" by 2: a CI job
+    must be able to tell a typo from an expired checkpoint, so that subcommand says 3."""
+
+    def __init__(self, *args: Any, usage_exit: int = 2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.usage_exit = usage_exit
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_exit, f"{self.prog}: error: {message}\n")
+
+
+def _add_request(commands: Any) -> None:
+    ask = commands.add_parser(
+        "request",
+        help="ask the Signoff API whether an action may run (and wait for the decision)",
+        usage_exit=EXIT_ERROR,
+        description="Exit codes: 0 approved, 1 denied, 2 expired/cancelled/still pending, 3 error.",
+    )
+    ask.add_argument("file", type=Path, metavar="FILE", help="the request: a POST /v1/checkpoints JSON body")
+    ask.add_argument("--url", default=os.environ.get(URL_ENV), help=f"the API's base URL (default: ${URL_ENV})")
+    ask.add_argument("--wait", action="store_true", help="wait for the decision instead of returning when pending")
+    ask.add_argument("--timeout", type=_duration, default=_duration("30m"), help="with --wait: how long (30m)")
+    ask.add_argument("--poll", type=_duration, default=_duration("2s"), help="with --wait: first poll interval (2s)")
+    ask.add_argument("--idempotency-key", help="reuse a key to retry safely (default: a new uuid, printed)")
+    ask.add_argument(
+        "--sign",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sign with SigV4 using your AWS credentials (default: on, except for 127.0.0.1/localhost)",
+    )
+    ask.set_defaults(run=request)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="signoff", description="Signoff: checkpoint policy tools.")
+    parser = _Parser(prog="signoff", description="Signoff: checkpoint policy tools and requests.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     policy = commands.add_parser("policy", help="validate and try out a policy file")
@@ -111,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("file", type=Path, metavar="FILE", help="the policy YAML")
     explain.add_argument("request", type=Path, metavar="REQUEST.json", help="a POST /v1/checkpoints body")
     explain.set_defaults(run=policy_explain)
+
+    _add_request(commands)
     return parser
 
 

@@ -50,6 +50,11 @@ class CredentialSource(Protocol):
 class SignoffClientError(SignoffError):
     """The API could not be used: base of the client's errors."""
 
+    @property
+    def transient(self) -> bool:
+        """Worth retrying later (the same request may succeed): False unless a subclass knows better."""
+        return False
+
 
 class SignoffApiError(SignoffClientError):
     """The API answered with an error status; `problem` is its RFC 9457 problem details
@@ -101,7 +106,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def is_loopback_url(url: str) -> bool:
     """True for http(s)://127.0.0.1, localhost or [::1]: the local stack, which checks no signature."""
-    return (urlsplit(url).hostname or "").lower() in LOOPBACK_HOSTS
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # e.g. an unclosed [IPv6 literal
+        return False
+    return host.lower() in LOOPBACK_HOSTS
 
 
 class SignoffClient:
@@ -188,8 +197,12 @@ class SignoffClient:
 
 
 def _checked_base_url(base_url: str) -> str:
-    parts = urlsplit(base_url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(base_url.strip())
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if host is None or parts.scheme not in ("https", "http"):
         raise SignoffClientError(f"the API URL must look like https://host/stage (got {base_url!r})")
     if parts.scheme == "http" and not is_loopback_url(base_url):
         # A signed request carries the session token in a header: never over plain http.

@@ -78,6 +78,11 @@ def _when(at: datetime | None) -> str:
 def check(cp: Checkpoint, actor: Actor, act: Act, comment: str | None, now: datetime) -> None:
     """Raise Refused when `actor` may not do `act` on `cp` now. Pure: the rules in one place."""
     gate = cp.assessment.gate
+    if act is Act.VIEW_DETAILS:
+        # Approvers and the requester may look at a checkpoint whatever its state.
+        if actor.person is not None and (actor.person in cp.approvers or actor.person == cp.request.requester.id):
+            return
+        raise Refused(Refusal.UNAUTHORIZED, "Only this checkpoint's approvers and requester can see its details.")
     if cp.status is not Status.PENDING:
         raise Refused(
             Refusal.ALREADY_DECIDED,
@@ -87,10 +92,6 @@ def check(cp: Checkpoint, actor: Actor, act: Act, comment: str | None, now: date
         raise Refused(Refusal.LATE, f"Too late: the deadline passed at {_when(cp.deadline)}.")
     if actor.person is None:
         raise Refused(Refusal.UNAUTHORIZED, "You are not in Signoff's directory, so you cannot act on checkpoints.")
-    if act is Act.VIEW_DETAILS:
-        if actor.person in cp.approvers or actor.person == cp.request.requester.id:
-            return
-        raise Refused(Refusal.UNAUTHORIZED, "Only this checkpoint's approvers and requester can see its details.")
     is_requester = actor.person == cp.request.requester.id
     if is_requester and act in (Act.APPROVE, Act.APPROVE_WITH_CONDITIONS) and not gate.requester_may_approve:
         raise Refused(Refusal.REQUESTER, "Separation of duties: the requester may not approve their own request.")

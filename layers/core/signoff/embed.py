@@ -10,14 +10,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from signoff.answers import answer_caller
 from signoff.errors import Conflict, InvalidRequest
-from signoff.models import CheckpointRequest
+from signoff.models import CheckpointRequest, Status
 from signoff.observability import logger
 from signoff.policy import validation_problems
 from signoff.ports import Workflow
 from signoff.service import CheckpointService
 
 EMBED_KEY = "signoff_checkpoint"
+
+
+def state_machine_of(execution_arn: str) -> str:
+    """arn:aws:states:r:a:execution:Machine:run (or express:Machine:run:id) -> the state machine's ARN:
+    the caller of record of an embedded checkpoint (and the only principal that may cancel it)."""
+    parts = execution_arn.split(":")
+    if len(parts) >= 8 and parts[5] in ("execution", "express"):
+        return ":".join([*parts[:5], "stateMachine", parts[6]])
+    return execution_arn
 
 
 def is_embedded(event: dict[str, Any]) -> bool:
@@ -32,7 +42,7 @@ def handle_embedded(event: dict[str, Any], service: CheckpointService, workflow:
     if not token:
         raise ValueError("an embedded checkpoint needs task_token ($$.Task.Token)")
     execution = str(event.get("execution") or "unknown-execution")
-    caller = execution.rsplit(":", 2)[0] if execution.count(":") >= 2 else execution  # the state machine
+    caller = state_machine_of(execution)
     try:
         request = CheckpointRequest.model_validate(event[EMBED_KEY])
         cp = service.create(
@@ -44,5 +54,11 @@ def handle_embedded(event: dict[str, Any], service: CheckpointService, workflow:
     except (InvalidRequest, Conflict) as exc:
         workflow.fail(token, "Signoff.InvalidRequest", str(exc))
         return {"accepted": False}
+    # A retried task may carry a new token and may find the checkpoint already decided (or
+    # cancelled because its workflow could not start): keep the newest token and answer it now,
+    # so the caller never waits on a checkpoint that will not move again.
+    service.repo.put_caller_token(cp.id, token)
+    if cp.status is not Status.PENDING:
+        answer_caller(workflow, token, cp)
     logger.info("embedded checkpoint", extra={"checkpoint_id": cp.id, "status": cp.status.value})
     return {"accepted": True, "checkpoint_id": cp.id, "status": cp.status.value}

@@ -62,4 +62,7 @@ class WorkflowUnavailable(SignoffError):
     """The approval workflow could not be started (503); the checkpoint was cancelled."""
 
     def __init__(self) -> None:
-        super().__init__("the approval workflow could not be started; the checkpoint was cancelled, retry later")
+        super().__init__(
+            "the approval workflow could not be started, so the checkpoint was cancelled; "
+            "submit the request again later with a new Idempotency-Key"
+        )

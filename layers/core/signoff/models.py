@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from signoff.policy import Band, DataSensitivity, GateKind, RiskClass, TimeoutRule
+from signoff.urls import callback_refusal, loopback_allowed
 
 _ID_PATTERN = r"^cp_[0-9a-z]{26}$"
 CHECKPOINT_ID_RE = re.compile(_ID_PATTERN)
@@ -27,16 +28,15 @@ def _web_url(url: str) -> str:
     raise ValueError("must be an http(s):// URL")
 
 
-def _https(url: str) -> str:
-    # Callbacks carry decisions: plain http (or a loopback address, which in Lambda is the
-    # runtime API) is refused here; the local stack relaxes this through its settings.
-    if url.startswith("https://"):
-        return url
-    raise ValueError("must be an https:// URL")
+def _callback(url: str) -> str:
+    refusal = callback_refusal(url, allow_loopback=loopback_allowed())
+    if refusal:
+        raise ValueError(refusal)
+    return url
 
 
 Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_web_url)]
-HttpsUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_https)]
+CallbackUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_callback)]
 
 
 class _Model(BaseModel):
@@ -114,7 +114,7 @@ class CheckpointRequest(_Model):
     evidence: Evidence = Field(default_factory=Evidence)
     workflow_id: Name | None = None
     request_id: Name | None = None
-    callback_url: HttpsUrl | None = None
+    callback_url: CallbackUrl | None = None
 
 
 class Contribution(_Model):

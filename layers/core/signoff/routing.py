@@ -182,7 +182,8 @@ class LoadedRouting(BaseModel):
             env = r.environments.get(environment)
             for role in env.approver_roles if env else []:
                 eligible.update(r.roles[role].members)
-        if escalation_route:
+        if escalation_route and action not in r.actions:
+            # A reserved action stays with its roles, escalated or not.
             eligible.update(self.escalation_people(escalation_route, service=service))
         if not requester_may_approve:
             eligible.discard(requester)

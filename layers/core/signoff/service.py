@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
-from signoff.answers import answer_caller, release_workflow
+from signoff.answers import release_workflow
 from signoff.audit import AuditEvent, EventType
 from signoff.engine import assess
 from signoff.errors import AlreadyExists, Conflict, Forbidden, InvalidRequest, WorkflowUnavailable
@@ -193,9 +193,9 @@ class CheckpointService:
         checkpoint = draft.model_copy(update={**updates, "audit_seq": events[-1].seq, "audit_head": events[-1].hash})
         self.repo.create(checkpoint, events)
         if caller_token is not None:
+            # Stored before the gate opens, so Finalize always finds it; answered by the embedding
+            # path once the checkpoint is decided (an auto gate: at once).
             self.repo.put_caller_token(checkpoint.id, caller_token)
-            if auto and self.workflow is not None:
-                answer_caller(self.workflow, caller_token, checkpoint)
         return self.open_gate(checkpoint)
 
     def _approvers(self, request: CheckpointRequest, assessment: Assessment, now: datetime) -> list[str]:

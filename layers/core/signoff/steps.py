@@ -79,6 +79,9 @@ class Steps:
         return refs
 
     def _escalate(self, cp: Checkpoint) -> list[MessageRef]:
+        if any(m.kind == "escalation" for m in cp.messages):
+            self._update_cards(cp)  # a retried Notify: tell the route once, refresh the cards
+            return []
         gate = cp.assessment.gate
         route = gate.escalation_route or ""
         where = self.routing.escalation_destinations(route, service=cp.request.service, sensitive=gate.sensitive)

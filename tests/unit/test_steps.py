@@ -1,0 +1,377 @@
+"""The approval workflow's Lambda steps on in-memory fakes: Notify keeps the task token, posts the
+card where routing says (never a public channel for a sensitive checkpoint) and tells the
+escalation route; Finalize applies the timeout rule, updates the cards, calls the webhook once and
+answers an embedding workflow. Step Functions may retry either: nothing happens twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from signoff.adapters.memory import InMemoryChat
+from signoff.answers import result
+from signoff.audit import EventType
+from signoff.cards import Act, build_card
+from signoff.models import Checkpoint, Status
+from signoff.policy import LoadedPolicy
+from signoff.ports import TaskToken
+from signoff.steps import ESCALATION, INITIAL, NobodyReachable
+from tests.gates import BOB, CAROL, DAVE, GRACE, SECRET_TOKEN, Gates, actor, gates
+from tests.helpers import CALLER_ARN
+
+pytestmark = pytest.mark.unit
+
+INTERNAL = {"risk.data_sensitivity": "internal"}  # the hard sample, not sensitive
+HOOK = "https://hooks.example.com/signoff"
+CALLER_TOKEN = "caller-task-token-of-the-embedding-workflow"
+APPROVER_DMS = [f"dm:{p}" for p in (BOB, CAROL, DAVE, GRACE)]
+
+
+@pytest.fixture
+def make_gates() -> Iterator[Callable[..., Gates]]:
+    made: list[Gates] = []
+
+    def build(policy: LoadedPolicy | None = None, **kwargs: Any) -> Gates:
+        made.append(gates(policy, **kwargs))
+        return made[-1]
+
+    yield build
+    for wired in made:
+        wired.assert_chains()
+
+
+@pytest.fixture
+def g(make_gates: Callable[..., Gates]) -> Gates:
+    return make_gates()
+
+
+# -- Notify: the initial card ------------------------------------------------------------------
+
+
+def test_notify_keeps_the_token_and_posts_a_production_card_to_the_release_channel(g: Gates) -> None:
+    # Given a non-sensitive production checkpoint
+    cp = g.create("hard", INTERNAL)
+    assert not cp.assessment.gate.sensitive
+    # When the Notify task runs
+    out = g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    # Then the token is kept server-side until the first wait ends
+    assert out == {"posted": 1}
+    assert g.repo.get_token(cp.id) == TaskToken(
+        token=SECRET_TOKEN, phase=INITIAL, expires_at=g.clock.now() + timedelta(minutes=30)
+    )
+    # and the card went to the production release channel, with its buttons
+    assert [where for where, _ in g.chat.posts] == ["C0RELEASE"]
+    card = g.chat.posts[0][1]
+    assert card == build_card(cp) and [b.act for b in card.buttons][:2] == [Act.APPROVE, Act.DENY]
+    stored = g.repo.get(cp.id)
+    assert [(m.surface, m.channel, m.kind) for m in stored.messages] == [("slack", "C0RELEASE", "card")]
+    last = g.events(cp.id)[-1]
+    assert (last.type, last.actor) == (EventType.NOTIFIED, "signoff")
+    assert last.data == {"sensitive": False, "destinations": ["slack:C0RELEASE"]}
+    assert g.workflow.answer_calls == []
+
+
+def test_a_sensitive_checkpoint_goes_to_each_approver_directly_never_to_a_public_channel(g: Gates) -> None:
+    # Given the hard sample (confidential data: sensitive)
+    cp = g.create("hard")
+    assert cp.assessment.gate.sensitive
+    # When Notify runs
+    out = g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    # Then each approver gets the card in a DM and no channel gets it
+    assert out == {"posted": 4}
+    assert [where for where, _ in g.chat.posts] == APPROVER_DMS
+    assert not any(where.startswith("C") for where, _ in g.chat.posts)
+    assert g.events(cp.id)[-1].data == {"sensitive": True, "destinations": [f"slack:{d}" for d in APPROVER_DMS]}
+
+
+def test_a_soft_gate_card_goes_to_the_owning_team_channel(g: Gates) -> None:
+    cp = g.create("soft")
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    assert [where for where, _ in g.chat.posts] == ["C0PAYMENTS"]
+    token = g.repo.get_token(cp.id)
+    assert token is not None and token.expires_at == g.clock.now() + timedelta(minutes=10)
+
+
+def test_a_retried_notify_posts_nothing_twice(g: Gates) -> None:
+    # Given a checkpoint whose card was posted
+    cp = g.create("hard")
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    # When Step Functions retries Notify (with the task's token)
+    out = g.steps.notify(cp.id, INITIAL, "retried-token")
+    # Then nothing is posted or recorded again; the newest token is the one kept
+    assert out == {"posted": 0}
+    assert len(g.chat.posts) == 4
+    assert len(g.of_type(cp.id, EventType.NOTIFIED)) == 1
+    assert len(g.repo.get(cp.id).messages) == 4
+    token = g.repo.get_token(cp.id)
+    assert token is not None and token.token == "retried-token"
+
+
+def test_notify_after_the_checkpoint_was_decided_answers_at_once_and_posts_nothing(g: Gates) -> None:
+    # Given a checkpoint cancelled before its Notify task ran
+    cp = g.create("hard")
+    g.service.cancel(cp.id, actor=CALLER_ARN, reason="superseded")
+    # When Notify runs
+    out = g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    # Then the task is answered with the decision at once and nobody is bothered
+    assert out == {"posted": 0}
+    assert g.workflow.answers == {SECRET_TOKEN: {"status": "CANCELLED", "decided_by": CALLER_ARN}}
+    assert g.chat.posts == [] and g.chat.notices == []
+    assert g.of_type(cp.id, EventType.NOTIFIED) == []
+
+
+def test_nobody_reachable_when_every_destination_fails(make_gates: Callable[..., Gates]) -> None:
+    # Given a chat where the release channel cannot be reached
+    g = make_gates(chat=InMemoryChat(unreachable={"C0RELEASE"}))
+    cp = g.create("hard", INTERNAL)
+    # When Notify runs
+    with pytest.raises(NobodyReachable):
+        g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    # Then nothing claims to have notified anyone
+    assert g.chat.posts == []
+    assert g.of_type(cp.id, EventType.NOTIFIED) == []
+    assert g.repo.get(cp.id).messages == []
+
+
+def test_nobody_reachable_when_no_approver_takes_a_dm(make_gates: Callable[..., Gates]) -> None:
+    g = make_gates(chat=InMemoryChat(unreachable={BOB, CAROL, DAVE, GRACE}))
+    cp = g.create("hard")
+    with pytest.raises(NobodyReachable):
+        g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    assert g.of_type(cp.id, EventType.NOTIFIED) == []
+
+
+def test_one_reachable_approver_is_enough(make_gates: Callable[..., Gates]) -> None:
+    g = make_gates(chat=InMemoryChat(unreachable={BOB, DAVE, GRACE}))
+    cp = g.create("hard")
+    assert g.steps.notify(cp.id, INITIAL, SECRET_TOKEN) == {"posted": 1}
+    assert g.events(cp.id)[-1].data["destinations"] == [f"slack:dm:{CAROL}"]
+
+
+# -- Notify: escalation ------------------------------------------------------------------------
+
+
+def test_escalation_tells_the_route_marks_the_checkpoint_and_updates_the_card(g: Gates) -> None:
+    # Given a non-sensitive checkpoint whose card nobody answered within the approval deadline
+    cp = g.create("hard", INTERNAL)
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.clock.advance(30 * 60)
+    # When Notify runs in the escalation phase
+    out = g.steps.notify(cp.id, ESCALATION, "escalation-token")
+    # Then the escalation route (release managers, public channel) gets a notice
+    assert out == {"posted": 1}
+    assert len(g.chat.notices) == 1
+    where, text = g.chat.notices[0]
+    assert where == "C0RELEASE"
+    assert text == (
+        "Escalated to release-managers: no decision yet on [Checkpoint Required] Deploy service-api v2.4.1 to"
+        " production. If no response by 13:00 UTC this request is denied automatically."
+    )
+    # and the new wait is the escalation wait
+    token = g.repo.get_token(cp.id)
+    assert token == TaskToken(
+        token="escalation-token", phase=ESCALATION, expires_at=g.clock.now() + timedelta(minutes=30)
+    )
+    # and the checkpoint is marked escalated, the notice kept apart from the card
+    stored = g.repo.get(cp.id)
+    assert stored.escalated and stored.status is Status.PENDING
+    assert [m.kind for m in stored.messages] == ["card", "escalation"]
+    last = g.events(cp.id)[-1]
+    assert last.type is EventType.ESCALATED
+    assert last.data == {"route": "release-managers", "manual": False, "destinations": ["slack:C0RELEASE"]}
+    # and the card is updated in place: escalated, no longer promising an escalation
+    [(ref, card)] = g.chat.updates
+    assert ref == stored.messages[0]
+    assert card.escalated and card.deadline == "If no response by 13:00 UTC this request is denied automatically."
+    assert card.buttons  # still open for a decision
+
+
+def test_a_sensitive_escalation_goes_to_the_route_people_directly(g: Gates) -> None:
+    cp = g.create("hard")
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.steps.notify(cp.id, ESCALATION, "escalation-token")
+    assert [where for where, _ in g.chat.notices] == [f"dm:{CAROL}"]
+    assert len(g.chat.updates) == 4  # every approver's card
+
+
+def test_escalation_nobody_reachable(make_gates: Callable[..., Gates]) -> None:
+    g = make_gates(chat=InMemoryChat(unreachable={CAROL}))
+    cp = g.create("hard")
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    with pytest.raises(NobodyReachable):
+        g.steps.notify(cp.id, ESCALATION, "escalation-token")
+    assert not g.repo.get(cp.id).escalated
+    assert g.of_type(cp.id, EventType.ESCALATED) == []
+
+
+def test_a_retried_escalation_posts_nothing_twice(g: Gates) -> None:
+    # Given a checkpoint already escalated by the workflow
+    cp = g.create("hard", INTERNAL)
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.steps.notify(cp.id, ESCALATION, "escalation-token")
+    # When Step Functions retries the escalation Notify
+    g.steps.notify(cp.id, ESCALATION, "escalation-token")
+    # Then the route is told once
+    assert len(g.chat.notices) == 1
+    assert len(g.of_type(cp.id, EventType.ESCALATED)) == 1
+
+
+# -- Finalize ----------------------------------------------------------------------------------
+
+
+def test_finalize_applies_the_timeout_rule_and_updates_every_card(g: Gates) -> None:
+    # Given a sensitive checkpoint whose cards nobody answered, escalation included
+    cp = g.create("hard", {"callback_url": HOOK})
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.steps.notify(cp.id, ESCALATION, "escalation-token")
+    assert cp.deadline is not None
+    g.clock.at = cp.deadline
+    updates_before = len(g.chat.updates)
+    # When Finalize runs with no decision
+    out = g.steps.finalize(cp.id, None)
+    # Then the fail-closed rule expired it
+    stored = g.repo.get(cp.id)
+    assert stored.status is Status.EXPIRED and stored.decided_by == "policy (fail-closed)"
+    assert out == result(stored)
+    # and every card (not the escalation notice) now shows the outcome and no buttons
+    updated = g.chat.updates[updates_before:]
+    assert sorted(ref.channel for ref, _ in updated) == APPROVER_DMS
+    assert all(ref.kind == "card" for ref, _ in updated)
+    for _, card in updated:
+        assert card.buttons == []
+        assert (
+            card.outcome
+            == "Expired by policy (fail-closed) at 13:00 UTC: no decision by the deadline: denied (fail-closed)"
+        )
+    # and the webhook got the result
+    assert g.callbacks.calls == [(HOOK, result(stored))]
+
+
+def test_finalize_after_a_decision_keeps_it_and_shows_it(g: Gates) -> None:
+    cp = g.create("hard", INTERNAL)
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.decisions.act(cp.id, actor(BOB), Act.APPROVE, comment="ok")
+    g.clock.advance(60)
+    g.decisions.act(cp.id, actor(CAROL), Act.APPROVE_WITH_CONDITIONS, comment="ok", conditions={"window": "off-peak"})
+    decided = g.repo.get(cp.id)
+    out = g.steps.finalize(cp.id, g.workflow.answers[SECRET_TOKEN])
+    assert g.repo.get(cp.id).status is Status.APPROVED
+    assert out["status"] == "APPROVED" and out["conditions"] == {"window": "off-peak"}
+    [(_, card)] = g.chat.updates
+    assert card.buttons == []
+    assert card.outcome == "Approved by Bob Chen, Carol Diaz at 12:01 UTC: ok; ok — conditions: window off-peak"
+    assert len(g.of_type(cp.id, EventType.DECIDED)) == 1
+    assert g.repo.get(cp.id).status == decided.status
+
+
+def test_soft_gate_finalize_runs_it_when_nobody_vetoed(g: Gates) -> None:
+    cp = g.create("soft")
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.clock.advance(600)
+    out = g.steps.finalize(cp.id, None)
+    assert out["status"] == "APPROVED" and out["reason"] == "veto window closed with no veto"
+
+
+def test_the_webhook_is_called_once_even_when_finalize_is_retried(g: Gates) -> None:
+    cp = g.create("hard", {"callback_url": HOOK})
+    g.decisions.act(cp.id, actor(CAROL), Act.DENY, comment="not now")
+    g.steps.finalize(cp.id, None)
+    g.steps.finalize(cp.id, None)
+    assert len(g.callbacks.calls) == 1
+    delivered = g.of_type(cp.id, EventType.CALLBACK_DELIVERED)
+    assert len(delivered) == 1 and delivered[0].data == {"url": HOOK, "detail": "200 OK"}
+    assert g.of_type(cp.id, EventType.CALLBACK_FAILED) == []
+
+
+def test_a_failed_webhook_is_recorded_and_tried_again_on_retry(make_gates: Callable[..., Gates]) -> None:
+    # Given a webhook that is down
+    g = make_gates(callbacks_ok=False)
+    cp = g.create("hard", {"callback_url": HOOK})
+    g.decisions.act(cp.id, actor(CAROL), Act.DENY, comment="not now")
+    # When Finalize runs
+    g.steps.finalize(cp.id, None)
+    # Then the failure is on the record
+    failed = g.of_type(cp.id, EventType.CALLBACK_FAILED)
+    assert len(failed) == 1 and failed[0].data == {"url": HOOK, "detail": "503 after 3 attempts"}
+    # When the webhook is back and Finalize is retried
+    g.callbacks.ok = True
+    g.steps.finalize(cp.id, None)
+    g.steps.finalize(cp.id, None)
+    # Then it is delivered, once
+    assert len(g.callbacks.calls) == 2
+    assert len(g.of_type(cp.id, EventType.CALLBACK_DELIVERED)) == 1
+
+
+def test_no_webhook_no_call(g: Gates) -> None:
+    cp = g.create("hard")
+    g.steps.finalize(cp.id, None)
+    assert g.callbacks.calls == []
+    assert g.types(cp.id)[-1] is EventType.DECIDED
+
+
+def _approve(g: Gates, cp: Checkpoint) -> None:
+    g.decisions.act(cp.id, actor(BOB), Act.APPROVE, comment="ok")
+    g.decisions.act(cp.id, actor(GRACE), Act.APPROVE_WITH_CONDITIONS, comment="ok", conditions={"window": "off-peak"})
+
+
+def _deny(g: Gates, cp: Checkpoint) -> None:
+    g.decisions.act(cp.id, actor(CAROL), Act.DENY, comment="freeze")
+
+
+def _cancel(g: Gates, cp: Checkpoint) -> None:
+    g.service.cancel(cp.id, actor=CALLER_ARN, reason="superseded")
+
+
+def _nothing(g: Gates, cp: Checkpoint) -> None:
+    pass
+
+
+def test_an_embedding_workflow_resumes_with_the_approval(g: Gates) -> None:
+    # Given an embedded checkpoint (its caller waits on a token) that was approved
+    cp = g.create("hard")
+    g.repo.put_caller_token(cp.id, CALLER_TOKEN)
+    _approve(g, cp)
+    # When Finalize runs (twice: a retry)
+    g.steps.finalize(cp.id, None)
+    g.steps.finalize(cp.id, None)
+    # Then the caller's token got the decision and its conditions, once
+    stored = g.repo.get(cp.id)
+    assert g.workflow.answers[CALLER_TOKEN] == result(stored)
+    assert g.workflow.answers[CALLER_TOKEN]["conditions"] == {"window": "off-peak"}
+    assert CALLER_TOKEN not in g.workflow.failures
+
+
+@pytest.mark.parametrize(
+    ("decide", "error", "reason"),
+    [
+        (_deny, "Signoff.Denied", "freeze"),
+        (_nothing, "Signoff.Expired", "no decision by the deadline: denied (fail-closed)"),
+        (_cancel, "Signoff.Cancelled", "superseded"),
+    ],
+    ids=["denied", "expired", "cancelled"],
+)
+def test_an_embedding_workflow_fails_with_an_error_it_can_catch(
+    g: Gates, decide: Callable[[Gates, Checkpoint], None], error: str, reason: str
+) -> None:
+    cp = g.create("hard")
+    g.repo.put_caller_token(cp.id, CALLER_TOKEN)
+    decide(g, cp)
+    g.steps.finalize(cp.id, None)
+    assert g.workflow.failures == {CALLER_TOKEN: (error, f"{cp.id}: {reason}")}
+    assert CALLER_TOKEN not in g.workflow.answers
+
+
+@pytest.mark.parametrize("gate", ["hard", "soft"])
+def test_notify_failed_expires_the_checkpoint(g: Gates, gate: str) -> None:
+    # Given a checkpoint whose Notify found nobody to tell (even a fail-open soft gate)
+    cp = g.create(gate)
+    g.repo.put_caller_token(cp.id, CALLER_TOKEN)
+    # When Finalize runs with the workflow's notify_failed marker
+    out = g.steps.finalize(cp.id, {"notify_failed": True})
+    # Then it expires, and the caller hears so
+    assert out["status"] == "EXPIRED"
+    assert out["reason"] == "no approver could be notified: denied (fail-closed)"
+    assert g.workflow.failures[CALLER_TOKEN][0] == "Signoff.Expired"
