@@ -25,8 +25,8 @@ STACK_NAME = "Signoff"
 def build_app(
     outdir: str | None = None, policy_path: Path | None = None, routing_path: Path | None = None
 ) -> tuple[cdk.App, SignoffStack]:
-    path = policy_path or Path(os.environ.get("SIGNOFF_POLICY", ROOT / "signoff.yaml"))
-    routing = routing_path or Path(os.environ.get("SIGNOFF_ROUTING", ROOT / "routing.yaml"))
+    path = (policy_path or Path(os.environ.get("SIGNOFF_POLICY", ROOT / "signoff.yaml"))).resolve()
+    routing = (routing_path or Path(os.environ.get("SIGNOFF_ROUTING", ROOT / "routing.yaml"))).resolve()
     policy = load_policy(path)  # raises PolicyError: synthesis stops here
     load_routing(routing)  # so does an invalid routing file
     app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"))

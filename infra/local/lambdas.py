@@ -84,12 +84,14 @@ class FunctionRegistry:
         registry = self
         self._original = LambdaFunction._invoke_lambda
 
-        def _invoke_lambda(self: LambdaFunction, event: str | None = None) -> tuple[str, bool, str]:
+        def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
             fn = registry.functions.get(self.function_name)
             if fn is None:
                 return json.dumps({"errorType": "ResourceNotFound", "errorMessage": self.function_name}), True, ""
             try:
-                result = fn.invoke(json.loads(event) if event else {})
+                # boto3 invokes pass JSON text; the Step Functions interpreter passes the object.
+                payload = json.loads(event) if isinstance(event, str | bytes) else (event or {})
+                result = fn.invoke(payload)
             except Exception as exc:  # noqa: BLE001 - becomes the invocation's error, as in Lambda
                 # The exception's class name becomes the error name Step Functions matches on.
                 payload = {"errorType": type(exc).__name__, "errorMessage": str(exc)}

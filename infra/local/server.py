@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from local.stack import LocalStack, Route
@@ -77,13 +77,9 @@ class LocalApi:
         stack: LocalStack,
         host: str = "127.0.0.1",
         port: int = 8080,
-        *,
-        slack: Any = None,
-        signing_secret: str | None = None,
     ) -> None:
         self.stack = stack
-        self.slack = slack
-        self.signing_secret = signing_secret
+        self.sandbox: Any = None  # set by LocalSignoff: the /sandbox page and its JSON API
         self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -108,6 +104,10 @@ class LocalApi:
         path = urlsplit(url).path
         if path in ("/", ""):
             return _json(200, self.index())
+        if path.startswith("/local/"):
+            return self._local(method, path, body)
+        if path.startswith("/sandbox") and self.sandbox is not None:
+            return cast(tuple[int, dict[str, str], bytes], self.sandbox.handle(method, path, body))
         found = self.stack.route(method, path)
         if found is None:
             status = 405 if self.stack.path_exists(path) else 404
@@ -116,6 +116,38 @@ class LocalApi:
         event = proxy_event(route, params, method, url, headers, body)
         response = self.stack.functions[route.function].invoke(event)
         return _from_proxy(response)
+
+    def _local(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Local-only helpers: run and watch the stack's state machines (e.g. the example workflow).
+        GET /local/executions lists them; POST /local/executions {"state_machine", "input", "name"}."""
+        sfn = self.stack.client("stepfunctions")
+        if path != "/local/executions":
+            return _json(404, {"message": f"no local route {path}"})
+        if method == "POST":
+            request = json.loads(body or b"{}")
+            machine = self.stack.state_machines.get(request.get("state_machine", ""))
+            if machine is None:
+                return _json(404, {"message": "unknown state machine", "known": sorted(self.stack.state_machines)})
+            name = request.get("name") or str(uuid.uuid4())
+            started = sfn.start_execution(
+                stateMachineArn=machine, name=name, input=json.dumps(request.get("input", {}))
+            )
+            return _json(200, {"executionArn": started["executionArn"], "name": name})
+        executions = []
+        for machine_name, arn in self.stack.state_machines.items():
+            for e in sfn.list_executions(stateMachineArn=arn)["executions"]:
+                described = sfn.describe_execution(executionArn=e["executionArn"])
+                executions.append(
+                    {
+                        "state_machine": machine_name,
+                        "name": e["name"],
+                        "status": e["status"],
+                        "output": json.loads(described["output"]) if described.get("output") else None,
+                        "error": described.get("error"),
+                        "cause": described.get("cause"),
+                    }
+                )
+        return _json(200, {"executions": executions})
 
     def index(self) -> dict[str, Any]:
         return {

@@ -75,6 +75,7 @@ class ExampleReleaseWorkflow(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
+            state_machine_name=f"{cdk.Stack.of(self).stack_name}-example-release",
             definition_body=sfn.DefinitionBody.from_chainable(ask.next(deploy)),
             tracing_enabled=True,
             timeout=cdk.Duration.days(7),

@@ -1,3 +1,8 @@
+"""The end-to-end suite runs the README's local stack in a subprocess, synthesized from the CDK
+app with the fast test policy (waits of seconds) and the example workflow, and talks to it over
+HTTP only: the API, Slack's callback route (signed payloads), the sandbox's view of the fake
+Slack, and the local execution list."""
+
 from __future__ import annotations
 
 import json
@@ -5,10 +10,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+FAST_POLICY = ROOT / "tests" / "e2e" / "policy-fast.yaml"
+SIGNING_SECRET = "signoff-local-signing-secret"  # the local stack's documented default
 
 
 @dataclass
@@ -40,7 +48,11 @@ class LocalSignoff:
                 status, raw, hdrs = resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as exc:
             status, raw, hdrs = exc.code, exc.read(), dict(exc.headers)
-        return Reply(status, {k.lower(): v for k, v in hdrs.items()}, json.loads(raw) if raw else None)
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode()
+        return Reply(status, {k.lower(): v for k, v in hdrs.items()}, parsed)
 
     def count_all(self) -> int:
         """Checkpoints stored in any status."""
@@ -56,19 +68,96 @@ class LocalSignoff:
                     break
         return total
 
+    # -- the human side ----------------------------------------------------------------------------
+
+    def slack(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.call("GET", "/sandbox/api/state").body
+        return body
+
+    def cards(self, checkpoint_id: str) -> list[dict[str, Any]]:
+        """Every message (with its channel) whose buttons or text name this checkpoint."""
+        found = []
+        for channel, messages in self.slack()["channels"].items():
+            for message in messages:
+                if checkpoint_id in json.dumps(message["blocks"]):
+                    found.append({**message, "channel": channel})
+        return found
+
+    def act(self, person: str, checkpoint_id: str, action: str, *, channel: str | None = None) -> dict[str, Any]:
+        """Click a card's button as a person (on their DM card when there is one)."""
+        cards = [c for c in self.cards(checkpoint_id) if channel is None or c["channel"] == channel]
+        assert cards, f"no card for {checkpoint_id}"
+        slack_user = next(p["slack_user"] for p in self.slack()["people"] if p["id"] == person)
+        mine = [c for c in cards if c["channel"] == "D" + slack_user.removeprefix("U")] or cards
+        card = mine[0]
+        body = {"person": person, "channel": card["channel"], "ts": card["ts"], "action_id": f"signoff:{action}"}
+        reply = self.call("POST", "/sandbox/api/click", {**body, "value": checkpoint_id})
+        assert reply.status == 200, reply.body
+        result: dict[str, Any] = reply.body
+        return result
+
+    def submit(self, person: str, view: dict[str, Any], text: str, **fields: str) -> dict[str, Any]:
+        """Fill every input of a modal (`text`, or a field's own value) and submit it as a person."""
+        inputs = [b["block_id"] for b in view["blocks"] if b.get("type") == "input"]
+        values = {block: fields.get(block, text) for block in inputs}
+        reply = self.call("POST", "/sandbox/api/submit", {"person": person, "view_id": view["id"], "values": values})
+        assert reply.status == 200, reply.body
+        result: dict[str, Any] = reply.body
+        return result
+
+    def approve(self, person: str, checkpoint_id: str, comment: str = "looks good", **fields: str) -> dict[str, Any]:
+        """Approve, writing a comment when the gate asks for one in a modal."""
+        clicked = self.act(person, checkpoint_id, "approve")
+        if clicked["views"]:
+            return self.submit(person, clicked["views"][0], comment, **fields)
+        return clicked
+
+    def checkpoint(self, checkpoint_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.call("GET", f"/v1/checkpoints/{checkpoint_id}").body
+        return body
+
+    def events(self, checkpoint_id: str) -> list[dict[str, Any]]:
+        body: dict[str, Any] = self.call("GET", f"/v1/checkpoints/{checkpoint_id}/events").body
+        return list(body["items"])
+
+    def executions(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/local/executions").body["executions"])
+
+    def execution(self, name: str) -> dict[str, Any]:
+        return next(e for e in self.executions() if e["name"] == name)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Poll until `check` returns something truthy (the workflow runs in real time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {check}")
+        time.sleep(interval)
+
 
 @pytest.fixture(scope="session")
 def signoff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
     """The README's local stack, started from a fresh synthesis on a free port."""
     outdir = tmp_path_factory.mktemp("cdk.out")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "infra"), "CDK_OUTDIR": str(outdir)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "infra"),
+        "CDK_OUTDIR": str(outdir),
+        "SIGNOFF_POLICY": str(FAST_POLICY),
+        "SIGNOFF_EXAMPLE": "1",
+    }
     subprocess.run([sys.executable, str(ROOT / "infra" / "app.py")], cwd=ROOT, env=env, check=True, capture_output=True)
+    log = (tmp_path_factory.mktemp("logs") / "local.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "local", "--port", "0", "--outdir", str(outdir)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=log,
         text=True,
     )
     url = None
@@ -84,7 +173,9 @@ def signoff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
         url = match.group(1) if match else None
     if url is None:
         proc.kill()
-        pytest.fail("local stack did not start:\n" + "".join(seen))
+        pytest.fail("local stack did not start:\n" + "".join(seen) + Path(log.name).read_text())
+    # Keep draining its output (handler logs go to stdout, like in Lambda) so it never blocks.
+    threading.Thread(target=lambda: [log.write(line) for line in proc.stdout or []], daemon=True).start()
     try:
         yield LocalSignoff(url)
     finally:
@@ -93,3 +184,4 @@ def signoff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, LocalSignoff
+from tests.e2e.conftest import ROOT, LocalSignoff, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -39,14 +39,17 @@ def test_samples_get_the_gates_the_readme_promises(
     assert reply.status == http
     cp = reply.body
     assert (cp["assessment"]["gate"]["kind"], cp["status"]) == (gate, status)
-    assert cp["assessment"]["explanation"] and cp["assessment"]["policy_version"].startswith("1.0.0+")
+    assert cp["assessment"]["explanation"] and cp["assessment"]["policy_version"].startswith("1.0.0")
     assert reply.headers["location"] == f"/v1/checkpoints/{cp['id']}"
     # and it can be read back, with its audit trail
-    assert signoff.call("GET", f"/v1/checkpoints/{cp['id']}").body == cp
-    events = signoff.call("GET", f"/v1/checkpoints/{cp['id']}/events").body["items"]
-    assert [e["type"] for e in events] == (
-        ["requested", "decided"] if gate == "auto" else ["requested", "gate_opened", "notified"]
-    )
+    read = signoff.call("GET", f"/v1/checkpoints/{cp['id']}").body
+    # (a gate's workflow keeps adding to it: compare what the request fixed)
+    assert {k: read[k] for k in ("id", "request", "assessment", "created_at", "caller")} == {
+        k: cp[k] for k in ("id", "request", "assessment", "created_at", "caller")
+    }
+    # (the approval workflow posts the card asynchronously: wait for it)
+    expected = ["requested", "decided"] if gate == "auto" else ["requested", "gate_opened", "notified"]
+    assert eventually(lambda: [e["type"] for e in signoff.events(cp["id"])][:3] == expected)
 
 
 def test_readme_sample_curl_returns_an_explained_decision(signoff: LocalSignoff) -> None:
@@ -113,8 +116,9 @@ def test_same_key_same_body_is_one_checkpoint_with_one_trail_other_body_is_409(s
     again = signoff.call("POST", "/v1/checkpoints", sample("soft"), headers)
     assert (first.status, again.status) == (202, 202)
     assert again.body["id"] == first.body["id"]
-    events = signoff.call("GET", f"/v1/checkpoints/{first.body['id']}/events").body["items"]
-    assert len(events) == 1
+    # one trail: requested once, one gate opened (one workflow), whatever Notify adds after
+    events = [e["type"] for e in signoff.events(first.body["id"])]
+    assert events.count("requested") == 1 and events.count("gate_opened") == 1
     other = copy.deepcopy(sample("soft"))
     other["summary"] = "something else entirely"
     conflict = signoff.call("POST", "/v1/checkpoints", other, headers)

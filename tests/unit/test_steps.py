@@ -236,10 +236,10 @@ def test_finalize_applies_the_timeout_rule_and_updates_every_card(g: Gates) -> N
     stored = g.repo.get(cp.id)
     assert stored.status is Status.EXPIRED and stored.decided_by == "policy (fail-closed)"
     assert out == result(stored)
-    # and every card (not the escalation notice) now shows the outcome and no buttons
+    # and every card, and the escalation notice (it carries buttons too), now shows the outcome
     updated = g.chat.updates[updates_before:]
-    assert sorted(ref.channel for ref, _ in updated) == APPROVER_DMS
-    assert all(ref.kind == "card" for ref, _ in updated)
+    assert sorted(ref.channel for ref, _ in updated if ref.kind == "card") == APPROVER_DMS
+    assert [ref.channel for ref, _ in updated if ref.kind == "escalation"] == [f"dm:{CAROL}"]
     for _, card in updated:
         assert card.buttons == []
         assert (

@@ -91,7 +91,7 @@ class Steps:
         refs = self._send(where, lambda chat, channel, person: chat.post_notice(channel, person, text, card))
         refs = [r.model_copy(update={"kind": "escalation"}) for r in refs]
         cp = self._record(cp.id, EventType.ESCALATED, refs, {"route": route, "manual": False}, escalated=True)
-        self._update_cards(cp)
+        self._update_cards(cp, kinds=("card",))  # the notice just posted is already current
         metrics.add_metric(name="Escalated", unit=MetricUnit.Count, value=1)
         return refs
 
@@ -127,11 +127,12 @@ class Steps:
 
         return apply_change(self.repo, self.clock, checkpoint_id, decide)
 
-    def _update_cards(self, cp: Checkpoint) -> None:
+    def _update_cards(self, cp: Checkpoint, kinds: tuple[str, ...] = ("card", "escalation")) -> None:
         card = build_card(cp)
         for chat in self.chats:
             for ref in cp.messages:
-                if ref.surface == chat.surface and ref.kind == "card":
+                # Escalation notices carry buttons too: after a decision they must not stay live.
+                if ref.surface == chat.surface and ref.kind in kinds:
                     chat.update_card(ref, card)
 
     # -- Finalize -----------------------------------------------------------------------------

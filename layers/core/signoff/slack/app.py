@@ -43,12 +43,13 @@ from signoff.slack import blocks
 from signoff.slack.blocks import Form
 from signoff.slack.forms import ACTS, TEXT_FIELD, read_form, value
 from signoff.slack.identity import SlackDirectory, error_code
-from signoff.slack.notifier import SlackChat, credentials, web_client
+from signoff.slack.notifier import SlackChat, credentials, quiet_logger, web_client
 
 ACTION_ID = re.compile(r"^signoff:(?P<act>[a-z_]{1,40})$")
 FORM_ID = re.compile(r"^signoff_form:")
 COMMAND = "/signoff"
 USAGE = "Usage: `/signoff <checkpoint-id>`: the checkpoint's status, if you approve it or asked for it."
+BOLT_LOGGER = "signoff.slack.bolt"
 ACK_TIMEOUT_SECONDS = 2  # views.open must finish inside Slack's 3 s, with time left to answer
 # check() is called before a form is shown; the form asks for the comment, so stand one in.
 _FORM_COMMENT = "(asked for in the form)"
@@ -116,13 +117,27 @@ def form_for(cp: Checkpoint, act: Act) -> Form | None:
 
 def form_view(form: Form, cp: Checkpoint) -> blocks.View:
     card = build_card(cp)
-    return {
-        Form.DENY: lambda: blocks.deny_view(card),
-        Form.COMMENT: lambda: blocks.comment_view(card),
-        Form.CONDITIONS: lambda: blocks.conditions_view(card, comment_required=cp.assessment.gate.comment_required),
-        Form.INFO: lambda: blocks.info_view(card),
-        Form.DETAILS: lambda: blocks.details_view(cp),
-    }[form]()
+    match form:
+        case Form.DENY:
+            return blocks.deny_view(card)
+        case Form.COMMENT:
+            return blocks.comment_view(card)
+        case Form.CONDITIONS:
+            return blocks.conditions_view(card, comment_required=cp.assessment.gate.comment_required)
+        case Form.INFO:
+            return blocks.info_view(card)
+        case Form.DETAILS:
+            return blocks.details_view(cp)
+
+
+def read_form_id(view: dict[str, Any]) -> tuple[Form, str] | None:
+    """A submitted Signoff form that records an act, and its checkpoint id; None for anything else."""
+    try:
+        form = Form(str(view.get("callback_id", "")))
+    except ValueError:
+        return None
+    checkpoint_id = str(view.get("private_metadata", ""))
+    return (form, checkpoint_id) if form in ACTS and CHECKPOINT_ID_RE.match(checkpoint_id) else None
 
 
 # -- what the clicker is told --------------------------------------------------------------------
@@ -263,12 +278,12 @@ class Listeners:
     # -- forms -------------------------------------------------------------------------------------
 
     def submit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        form = Form(view["callback_id"])
-        checkpoint_id = str(view.get("private_metadata", ""))
         who = Who.of(body)
-        if form not in ACTS or not CHECKPOINT_ID_RE.match(checkpoint_id):
+        found = read_form_id(view)
+        if found is None:
             ack(response_action="update", view=blocks.result_view("This form is no longer valid."))
             return
+        form, checkpoint_id = found
         try:
             cp = self.repo.get(checkpoint_id)
         except NotFound:
@@ -294,10 +309,10 @@ class Listeners:
 
     def after_submit(self, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Lazy: refresh the cards after a vote; put a question to the requester in the thread."""
-        form = Form(view["callback_id"])
-        checkpoint_id = str(view.get("private_metadata", ""))
-        if form not in ACTS or not CHECKPOINT_ID_RE.match(checkpoint_id):
+        found = read_form_id(view)
+        if found is None:
             return
+        form, checkpoint_id = found
         try:
             cp = self.repo.get(checkpoint_id)
         except NotFound:
@@ -329,7 +344,7 @@ class Listeners:
     def command(self, ack: Ack, command: dict[str, Any]) -> None:
         text = str(command.get("text") or "").strip()
         if not text or text.lower() == "help":
-            ack(USAGE)
+            ack(USAGE, response_type="ephemeral")
             return
         checkpoint_id = text.split()[0]
         who = Who(command.get("enterprise_id"), command.get("team_id"), str(command.get("user_id", "")))
@@ -342,11 +357,15 @@ class Listeners:
                 cp = None
         if cp is None or not can_see(cp, actor):
             # One answer for "no such id" and "not yours": ids of others' checkpoints stay private.
-            ack(f"No checkpoint `{blocks.escape(checkpoint_id[:40])}` that you can see.")
+            ack(f"No checkpoint `{blocks.escape(checkpoint_id[:40])}` that you can see.", response_type="ephemeral")
             _log("slack command", checkpoint_id[:40], "status", who.user, "not shown")
             return
         card = build_card(cp)
-        ack(text=blocks.fallback_text(card), blocks=blocks.card_blocks(card, interactive=False))
+        ack(
+            text=blocks.fallback_text(card),
+            blocks=blocks.card_blocks(card, interactive=False),
+            response_type="ephemeral",
+        )
         _log("slack command", cp.id, "status", who.user, cp.status.value.lower())
 
     # -- cards -------------------------------------------------------------------------------------
@@ -378,13 +397,12 @@ class Listeners:
         text = f"{actor.name} escalated this checkpoint to {route}. {card.deadline or ''}".strip()
         refs: list[MessageRef] = []
         for chat in self.chats:
-            targets = [(getattr(c, chat.surface, None), None) for c in where.channels] + [
-                (None, p) for p in where.direct
-            ]
+            channels = [getattr(c, chat.surface, None) for c in where.channels]
+            targets = [(channel, None) for channel in channels if channel] + [(None, p) for p in where.direct]
             for channel, person in targets:
-                if channel or person:
-                    ref = chat.post_notice(channel, person, text, card)
-                    refs += [ref.model_copy(update={"kind": "escalation"})] if ref else []
+                ref = chat.post_notice(channel, person, text, card)
+                if ref is not None:
+                    refs.append(ref.model_copy(update={"kind": "escalation"}))
         if not refs:
             return cp
 
@@ -411,14 +429,6 @@ def _log(message: str, checkpoint_id: str, action: str, user_id: str, outcome: s
 
 
 # -- the app -------------------------------------------------------------------------------------
-
-
-def _quiet(name: str, floor: int) -> logging.Logger:
-    """Bolt logs whole request bodies at INFO (e.g. on a bad signature) and at DEBUG: keep its
-    loggers at `floor` and up whatever the function's log level is."""
-    log = logging.getLogger(name)
-    log.setLevel(max(log.getEffectiveLevel(), floor))
-    return log
 
 
 def build_app(
@@ -454,8 +464,11 @@ def build_app(
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token())
 
     app = App(
-        name="signoff",
-        logger=_quiet("signoff.slack.bolt", logging.WARNING),
+        # Bolt configures a logger named after the app on every request: not "signoff", which is
+        # the Powertools logger (its level would be overwritten).
+        name=BOLT_LOGGER,
+        # Bolt logs whole request bodies at INFO (e.g. on a bad signature) and at DEBUG.
+        logger=quiet_logger(BOLT_LOGGER, logging.WARNING),
         signing_secret=signing_secret,
         # Token-less: the token comes from authorize, per request.
         client=WebClient(
@@ -495,7 +508,7 @@ class InlineLazyListenerRunner(LazyListenerRunner):
     the local stack). On Lambda, SlackRequestHandler re-invokes the function instead."""
 
     def __init__(self, log: logging.Logger | None = None) -> None:
-        self.logger = log or _quiet("signoff.slack.bolt", logging.WARNING)
+        self.logger = log or quiet_logger(BOLT_LOGGER, logging.WARNING)
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
         kwargs = build_required_kwargs(

@@ -33,7 +33,6 @@ ELLIPSIS = "…"
 
 ACTION_PREFIX = "signoff:"
 ACTIONS_BLOCK = "signoff_actions"
-_WHY_LINES = 6
 _DIFF_IN_CARD = 1200  # the whole diff is in View details
 
 
@@ -150,6 +149,7 @@ def card_blocks(card: Card, *, interactive: bool = True) -> list[Block]:
     """The card as Block Kit: what is asked, how confident and risky, the evidence, the deadline
     and what happens then, the votes so far, the ids an auditor needs; buttons while undecided,
     the outcome (who, when, why, conditions) once decided."""
+    decided = card.outcome is not None
     blocks: list[Block] = [header(card.title)]
     if card.outcome is not None:
         icon = _OUTCOME_ICONS.get(card.outcome.split(" ", 1)[0], ":information_source:")
@@ -160,7 +160,6 @@ def card_blocks(card: Card, *, interactive: bool = True) -> list[Block]:
     blocks.append(_evidence(card))
     if card.recommendation:
         blocks.append(section(clip("*Recommendation*\n" + escape(card.recommendation), 1000)))
-    decided = card.outcome is not None
     if card.deadline and not decided:
         blocks.append(section(f":hourglass_flowing_sand: *{escape(card.deadline)}*"))
     if card.votes:
@@ -183,12 +182,10 @@ _OUTCOME_ICONS = {
 
 
 def _score(card: Card) -> Block:
-    """The score and band, then why: the biggest shortfalls and every penalty first."""
-    why = [escape(line) for line in card.why]
-    if len(why) > _WHY_LINES:
-        why = [*why[:_WHY_LINES], f"{len(card.why) - _WHY_LINES} more in View details"]
+    """The score and band, then why: each signal (biggest shortfall first), then each penalty."""
     heading = f"*{escape(card.score_line)}*\n*Why this score*\n"
-    return section(heading + _bullets(why, 1500 - len(heading)))
+    why = [escape(line) for line in card.why]
+    return section(heading + _bullets(why, 1500 - len(heading), more=" in View details"))
 
 
 def _evidence(card: Card) -> Block:

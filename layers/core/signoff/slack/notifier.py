@@ -36,7 +36,7 @@ GONE = frozenset({"message_not_found", "channel_not_found", "cant_update_message
 
 # slack_sdk logs request bodies at DEBUG (our cards, sensitive ones included): keep it at INFO and
 # up whatever the function's log level is.
-_web_logger = logging.getLogger("signoff.slack.web")
+WEB_LOGGER = "signoff.slack.web"
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ def credentials(secret_arn: str) -> SlackCredentials:
     """Read on first use and then from Powertools' cache, refreshed every SECRET_MAX_AGE seconds."""
     from aws_lambda_powertools.utilities.parameters import get_secret
 
+    # botocore logs whole response bodies at DEBUG, this secret's value included.
+    quiet_logger("botocore.parsers", logging.INFO)
     data = get_secret(secret_arn, transform="json", max_age=SECRET_MAX_AGE)
     missing = [k for k in ("signing_secret", "bot_token") if not isinstance(data.get(k), str) or not data[k]]
     if missing:
@@ -58,10 +60,16 @@ def credentials(secret_arn: str) -> SlackCredentials:
     return SlackCredentials(signing_secret=data["signing_secret"], bot_token=data["bot_token"])
 
 
+def quiet_logger(name: str, level: int) -> logging.Logger:
+    """The logger `name`, kept at `level` or above whatever the function's log level is."""
+    log = logging.getLogger(name)
+    log.setLevel(max(log.getEffectiveLevel(), level))
+    return log
+
+
 def web_client(token: str | None, base_url: str | None = None, *, timeout: int = 10) -> WebClient:
     """A Web API client that waits out 429s (Retry-After) and retries 5xx and dropped connections.
     `base_url` points it at a stand-in (the local stack's fake Slack); None is Slack itself."""
-    _web_logger.setLevel(max(_web_logger.getEffectiveLevel(), logging.INFO))
     handlers = [
         ConnectionErrorRetryHandler(),
         RateLimitErrorRetryHandler(max_retry_count=2),
@@ -73,7 +81,7 @@ def web_client(token: str | None, base_url: str | None = None, *, timeout: int =
         base_url=base_url or WebClient.BASE_URL,
         timeout=timeout,
         retry_handlers=handlers,
-        logger=_web_logger,
+        logger=quiet_logger(WEB_LOGGER, logging.INFO),
     )
 
 
