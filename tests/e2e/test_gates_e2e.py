@@ -2,7 +2,7 @@
 the very Slack handler behind /v1/slack/events reached with properly signed payloads, the fake
 Slack's view of every card, the CLI a pipeline runs, and the embedded example workflow.
 
-The fast test policy keeps the shipped gates but waits seconds: soft veto window 3 s; hard
+The fast test policy keeps the shipped gates but waits seconds: soft veto window 5 s; hard
 'review' 6 s then escalation to team-leads 4 s, fail-closed; 'review-open' 3 s, fail-open;
 'two-person' 60 s then 5 s, 2 approvers with comments."""
 
@@ -322,13 +322,13 @@ def _embedded_checkpoint(signoff: LocalSignoff, request_id: str) -> dict[str, An
 
 
 def test_embedded_workflow_resumes_with_the_decision(signoff: LocalSignoff) -> None:
-    body = sample("soft")
-    body["signals"]["model_confidence"] = 0.1
+    body = sample("hard", data_sensitivity="internal")  # two-person: a minute to decide
     name = _run_example(signoff, body)
     cp = pending_with(signoff, body["request_id"])
     assert cp["caller"].endswith(":stateMachine:Signoff-example-release")
     posted(signoff, cp["id"])
-    signoff.act("grace@example.com", cp["id"], "approve")
+    signoff.approve("carol@example.com", cp["id"], "window ok")
+    signoff.approve("dave@example.com", cp["id"], "canary looked fine")
     done = eventually(lambda: (e := signoff.execution(name))["status"] != "RUNNING" and e)
     assert done["status"] == "SUCCEEDED", done
     assert done["output"]["deployed"] is True and done["output"]["checkpoint_id"] == cp["id"]
