@@ -335,9 +335,14 @@ class Listeners:
     def _ask_requester(self, cp: Checkpoint, actor: Actor, question: str) -> None:
         requester = cp.request.requester.id
         mention = requester if self.routing.routing.person(requester) else None
-        text = f"{actor.name} asks: {question}\nThe clock keeps running: {build_card(cp).deadline or 'no deadline'}"
+        card = build_card(cp)
+        text = f"{actor.name} asks: {question}\nThe clock keeps running: {card.deadline or 'no deadline'}"
         for chat, ref in self._refs(cp, kinds=("card",)):
             chat.reply(ref, text, mention)
+        if cp.assessment.gate.sensitive and mention:
+            # A sensitive checkpoint's cards are approvers' DMs the requester cannot see: tell them directly.
+            for chat in self.chats:
+                chat.post_notice(None, requester, text, card)
 
     # -- /signoff ----------------------------------------------------------------------------------
 
