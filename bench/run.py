@@ -2,12 +2,14 @@
 
     python -m bench.run            # from the repository root; writes bench/results.json
     python -m bench.run --quick    # shorter runs (a smoke test)
-    python -m bench.run --profile  # also print where the engine spends its time (cProfile)
+    python -m bench.run --profile  # also print where the engine and the Slack ack spend their time (cProfile)
 
 Measured:
   engine            signoff.engine.assess decisions per second, one thread, sample + randomised requests
   intake_inmemory   POST /v1/checkpoints (auto gate) through the intake handler in-process, in-memory store
   intake_moto       the same through the real wiring (DynamoDB repository and idempotency) on moto
+  slack_ack         the Slack callback's ack of a signed button click, in-process and warm (bench/slack_ack.py):
+                    an approval that decides, an outsider's refused click, a Deny that opens a modal
   cold_import_ms    importing each functions/*/handler.py in a fresh interpreter
 
 Powertools and everything that imports it are imported inside the functions below, after
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_PATH = ROOT / "signoff.yaml"
+ROUTING_PATH = ROOT / "routing.yaml"
 EVENTS = ROOT / "events" / "api"
 FUNCTIONS = ROOT / "functions"
 RESULTS_PATH = ROOT / "bench" / "results.json"
@@ -55,6 +58,7 @@ RESULTS_PATH = ROOT / "bench" / "results.json"
 TARGET_DECISIONS_PER_S = 20_000
 TARGET_P99_MS = 5.0
 TARGET_IMPORT_MS = 400.0
+TARGET_SLACK_ACK_P99_MS = 300.0  # Slack gives up on an unanswered interaction after 3 s
 
 BENCH_ENV = {
     "POWERTOOLS_METRICS_DISABLED": "true",
@@ -71,6 +75,7 @@ BENCH_ENV = {
 CALLER_ARN = "arn:aws:iam::123456789012:user/bench"
 TABLE_NAME = "signoff-bench"
 IDEMPOTENCY_TABLE_NAME = "signoff-bench-idempotency"
+APPROVAL_STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:signoff-bench-approval"
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class Config:
     inmemory_requests: int = 2000
     moto_warmup: int = 30
     moto_requests: int = 300
+    slack_warmup: int = 50
+    slack_clicks: int = 500
     import_repeats: int = 5
 
 
@@ -91,6 +98,8 @@ QUICK = Config(
     inmemory_requests=50,
     moto_warmup=2,
     moto_requests=10,
+    slack_warmup=5,
+    slack_clicks=30,
     import_repeats=1,
 )
 
@@ -347,6 +356,9 @@ def bench_intake_moto(warmup: int, count: int) -> dict[str, Any]:
         "TABLE_NAME": TABLE_NAME,
         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE_NAME,
         "SIGNOFF_POLICY_PATH": str(POLICY_PATH),
+        "SIGNOFF_ROUTING_PATH": str(ROUTING_PATH),
+        # Read by the wiring; an auto-gated request starts no approval workflow, so none exists on moto.
+        "APPROVAL_STATE_MACHINE_ARN": APPROVAL_STATE_MACHINE_ARN,
     }
     with mock_aws(), _env(env):
         client = boto3.client("dynamodb")
@@ -364,6 +376,28 @@ def bench_intake_moto(warmup: int, count: int) -> dict[str, Any]:
         " these figures measure moto, not DynamoDB"
     )
     return summary
+
+
+# -- slack ack ---------------------------------------------------------------------------------
+
+
+def bench_slack_ack(warmup: int, count: int, *, profile: bool = False) -> dict[str, Any]:
+    from bench import slack_ack
+
+    samples = slack_ack.click_latencies(warmup, count)
+    if profile:
+        slack_ack.profile_clicks(max(10, count // 5))
+    results: dict[str, Any] = {
+        kind: {"what": slack_ack.DESCRIPTIONS[kind], **_summary(samples[kind], warmup)} for kind in slack_ack.KINDS
+    }
+    results["target_p99_ms"] = TARGET_SLACK_ACK_P99_MS
+    results["note"] = (
+        "in-process and warm: the function's handler (Powertools context, bolt signature check, directory,"
+        " DecisionService.act on in-memory fakes, views.open on FakeSlack over loopback, ack); one click of each"
+        " kind per iteration, each on a fresh checkpoint. Lazy listeners are recorded, not run; on Lambda bolt"
+        " starts them with a synchronous lambda:Invoke before acking, which is not included"
+    )
+    return results
 
 
 # -- cold imports ------------------------------------------------------------------------------
@@ -477,6 +511,18 @@ def format_table(results: dict[str, Any]) -> str:
                 _verdict(lat["p99_ms"] < target) if target else "",
             )
         )
+    slack = results["slack_ack"]
+    for kind in ("approve", "refused", "modal"):
+        lat = slack[kind]
+        rows.append(
+            (
+                f"slack ack, {kind} (n={lat['requests']})",
+                f"p50 {lat['p50_ms']:.2f} / p95 {lat['p95_ms']:.2f} / p99 {lat['p99_ms']:.2f}"
+                f" / max {lat['max_ms']:.2f} ms",
+                f"p99 < {slack['target_p99_ms']:g} ms",
+                _verdict(lat["p99_ms"] < slack["target_p99_ms"]),
+            )
+        )
     for name, imp in results["cold_import_ms"].items():
         rows.append(
             (
@@ -505,6 +551,7 @@ def run(config: Config, *, profile: bool = False) -> dict[str, Any]:
         "engine": bench_engine(config.engine_seconds, config.engine_variants, profile=profile),
         "intake_inmemory": bench_intake_inmemory(config.inmemory_warmup, config.inmemory_requests),
         "intake_moto": bench_intake_moto(config.moto_warmup, config.moto_requests),
+        "slack_ack": bench_slack_ack(config.slack_warmup, config.slack_clicks, profile=profile),
         "cold_import_ms": bench_cold_imports(config.import_repeats),
         "machine": machine_info(),
     }
@@ -513,7 +560,9 @@ def run(config: Config, *, profile: bool = False) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description="Signoff benchmarks (figures only).")
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of the engine loop")
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of the engine loop and of Slack clicks"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON results")
     return parser
 

@@ -16,6 +16,9 @@ from signoff.routing import LoadedRouting, load_routing
 # Documented defaults: the local stack is not a secret-keeping place. Override from the environment.
 SIGNING_SECRET_VAR = "SIGNOFF_LOCAL_SLACK_SIGNING_SECRET"
 DEFAULT_SIGNING_SECRET = "signoff-local-signing-secret"
+# The archive bucket is mirrored here, where `signoff audit` (DuckDB) reads it.
+ARCHIVE_VAR = "SIGNOFF_ARCHIVE"
+DEFAULT_ARCHIVE = Path(__file__).resolve().parents[2] / "local-data" / "archive"
 
 
 @dataclass
@@ -34,7 +37,9 @@ class LocalSignoff:
         os.environ["SLACK_API_URL"] = self.slack.url
         os.environ["SIGNOFF_ALLOW_LOOPBACK_CALLBACKS"] = "true"
         self.stack = LocalStack(
-            self.outdir, secret_values={"signing_secret": self.signing_secret, "bot_token": BOT_TOKEN}
+            self.outdir,
+            secret_values={"signing_secret": self.signing_secret, "bot_token": BOT_TOKEN},
+            archive_dir=Path(os.environ.get(ARCHIVE_VAR, DEFAULT_ARCHIVE)),
         ).start()
         routing = load_routing(os.environ["SIGNOFF_ROUTING_PATH"])  # the copy in the synthesized layer
         _register_directory(self.slack, routing)

@@ -120,6 +120,16 @@ class LocalApi:
     def _local(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """Local-only helpers: run and watch the stack's state machines (e.g. the example workflow).
         GET /local/executions lists them; POST /local/executions {"state_machine", "input", "name"}."""
+        if path == "/local/drain" and method == "POST":
+            # Wait until the stream mappings delivered everything written so far (the archive).
+            drained = self.stack.poller.drain() if self.stack.poller else True
+            return _json(200 if drained else 504, {"drained": drained})
+        if path == "/local/faults" and method == "POST":
+            request = json.loads(body or b"{}")
+            names = self.stack.inject_failures(str(request.get("function", "")), int(request.get("failures", 1)))
+            return _json(200 if names else 404, {"functions": names})
+        if path == "/local/queues":
+            return _json(200, {"queues": self._queue_messages()})
         sfn = self.stack.client("stepfunctions")
         if path != "/local/executions":
             return _json(404, {"message": f"no local route {path}"})
@@ -148,6 +158,17 @@ class LocalApi:
                     }
                 )
         return _json(200, {"executions": executions})
+
+    def _queue_messages(self) -> dict[str, list[Any]]:
+        """Messages waiting in each queue (e.g. the archiver's dead letters), left in place."""
+        sqs = self.stack.client("sqs")
+        found: dict[str, list[Any]] = {}
+        for arn, url in self.stack.queues.items():
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+                "Messages", []
+            )
+            found[arn.rsplit(":", 1)[-1]] = [json.loads(m["Body"]) for m in messages]
+        return found
 
     def index(self) -> dict[str, Any]:
         return {

@@ -16,6 +16,7 @@ import boto3
 from moto import mock_aws
 
 from local.lambdas import FunctionRegistry, LocalFunction
+from local.streams import STREAMS_ENDPOINT, Mapping, StreamPoller
 from local.template import ACCOUNT, REGION, Template
 
 log = logging.getLogger("signoff.local")
@@ -65,6 +66,11 @@ class LocalStack:
     outputs: dict[str, str] = field(default_factory=dict)
     secret_values: dict[str, str] = field(default_factory=dict)  # e.g. signing_secret, bot_token
     state_machines: dict[str, str] = field(default_factory=dict)
+    archive_dir: Path | None = None  # where the archive bucket is mirrored (None: not mirrored)
+    queues: dict[str, str] = field(default_factory=dict)  # ARN -> URL
+    faults: dict[str, int] = field(default_factory=dict)
+    poller: StreamPoller | None = None
+    _mirrored: dict[str, str] = field(default_factory=dict)
     _mock: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -81,6 +87,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self.poller is not None:
+            self.poller.stop()
         if self._mock is not None:
             self.stop_executions()
         self.functions.uninstall()
@@ -115,12 +123,17 @@ class LocalStack:
             t.attrs[(logical_id, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{logical_id}"
         for logical_id in t.resources("AWS::SecretsManager::Secret"):
             self._secret(logical_id)
+        for logical_id in t.resources("AWS::S3::Bucket"):
+            self._bucket(logical_id)
+        for logical_id in t.resources("AWS::SQS::Queue"):
+            self._queue(logical_id)
         role = self.client("iam").create_role(RoleName="signoff-local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         for logical_id in t.resources("AWS::Lambda::Function"):
             self._function(logical_id, role)
         for logical_id in t.resources("AWS::StepFunctions::StateMachine"):
             self._state_machine(logical_id)
         self._api()
+        self._streams()
         for name, output in t.body.get("Outputs", {}).items():
             try:
                 self.outputs[name] = str(t.resolve(output["Value"]))
@@ -219,6 +232,80 @@ class LocalStack:
         t.attrs[(logical_id, "Name")] = name
         self.state_machines[name] = arn
 
+    def _bucket(self, logical_id: str) -> None:
+        assert self.template is not None
+        name = f"signoff-{logical_id.lower()}"[:63]
+        self.client("s3").create_bucket(Bucket=name)
+        self.template.refs[logical_id] = name
+        self.template.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
+
+    def _queue(self, logical_id: str) -> None:
+        assert self.template is not None
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName=logical_id)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.template.refs[logical_id] = url
+        self.template.attrs[(logical_id, "Arn")] = arn
+        self.template.attrs[(logical_id, "QueueName")] = logical_id
+        self.queues[arn] = url
+
+    def _streams(self) -> None:
+        """Event source mappings on DynamoDB streams run in our poller, not moto's (see streams.py)."""
+        assert self.template is not None
+        t = self.template
+        mappings = []
+        for logical_id in t.resources("AWS::Lambda::EventSourceMapping"):
+            props = t.resolve(t.props(logical_id))
+            on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            mappings.append(
+                Mapping(
+                    function=str(props["FunctionName"]),
+                    stream_arn=str(props["EventSourceArn"]),
+                    batch_size=int(props.get("BatchSize", 100)),
+                    filters=[json.loads(f["Pattern"]) for f in (props.get("FilterCriteria") or {}).get("Filters", [])],
+                    report_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                    bisect=bool(props.get("BisectBatchOnFunctionError", False)),
+                    max_retries=int(props.get("MaximumRetryAttempts", -1)),
+                    on_failure_queue=self.queues.get(on_failure) if on_failure else None,
+                )
+            )
+        if mappings:
+            streams = boto3.client(
+                "dynamodbstreams", region_name=REGION, endpoint_url=STREAMS_ENDPOINT.format(region=REGION)
+            )
+            self.poller = StreamPoller(mappings, self._invoke_for_stream, streams, self.client("sqs"), REGION).start()
+
+    def _invoke_for_stream(self, function: str, event: dict[str, Any]) -> Any:
+        if self.faults.get(function, 0) > 0:
+            self.faults[function] -= 1
+            raise InjectedFault(f"{function}: injected failure")
+        result = self.functions[function].invoke(event)
+        self._mirror_archive()
+        return result
+
+    def inject_failures(self, function_like: str, failures: int) -> list[str]:
+        """Make the next `failures` stream deliveries to matching functions fail (local tests)."""
+        names = [name for name in self.functions.functions if function_like.lower() in name.lower()]
+        for name in names:
+            self.faults[name] = failures
+        return names
+
+    def _mirror_archive(self) -> None:
+        """Copy new archive objects to disk, where `signoff audit` and DuckDB read them locally."""
+        bucket = os.environ.get("ARCHIVE_BUCKET")
+        if not bucket or self.archive_dir is None:
+            return
+        s3 = self.client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                key, tag = obj["Key"], obj["ETag"]
+                if self._mirrored.get(key) == tag:
+                    continue
+                target = self.archive_dir / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                self._mirrored[key] = tag
+
     def stop_executions(self) -> None:
         """Executions outlive moto: stop those still running (their waits end on their own)."""
         sfn = self.client("stepfunctions")
@@ -276,6 +363,10 @@ class LocalStack:
 
     def path_exists(self, path: str) -> bool:
         return any(r.match(path) is not None for r in self.routes)
+
+
+class InjectedFault(Exception):
+    """A failure the local stack was asked to inject (tests of retries and dead letters)."""
 
 
 def _empty_zip() -> bytes:

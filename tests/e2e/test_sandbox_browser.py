@@ -192,7 +192,11 @@ class SandboxPage:
 
     def click(self, css: str, what: str) -> None:
         def clicked() -> bool:
-            self.find(css).click()
+            try:
+                self.find(css).click()
+            except Exception as exc:
+                print("CLICK", css, type(exc).__name__, str(exc)[:300])
+                raise
             return True
 
         self.until(clicked, what)
