@@ -10,7 +10,7 @@ URL ?= http://127.0.0.1:$(PORT)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := infra
 
-.PHONY: install local synth demo test lint typecheck unit integration infrastructure e2e bench cdk-synth clean
+.PHONY: install browser local synth demo test lint typecheck unit integration infrastructure e2e bench cdk-synth clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -23,6 +23,11 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Debian's Chromium and its driver, for the sandbox page's browser test (skipped without them).
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 
 synth: $(VENV)/.installed
 	$(BIN)/python infra/app.py
@@ -40,7 +45,7 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-test: install lint typecheck
+test: install browser lint typecheck
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 unit: $(VENV)/.installed
@@ -49,7 +54,7 @@ integration: $(VENV)/.installed
 	$(BIN)/pytest -m integration
 infrastructure: install
 	$(BIN)/pytest -m infrastructure
-e2e: install
+e2e: install browser
 	$(BIN)/pytest -m e2e
 
 cdk-synth: install

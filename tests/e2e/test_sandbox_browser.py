@@ -192,11 +192,10 @@ class SandboxPage:
 
     def click(self, css: str, what: str) -> None:
         def clicked() -> bool:
-            try:
-                self.find(css).click()
-            except Exception as exc:
-                print("CLICK", css, type(exc).__name__, str(exc)[:300])
-                raise
+            element = self.find(css)
+            # Centred first: the page's sticky top bar would take a click at the viewport's top edge.
+            self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+            element.click()
             return True
 
         self.until(clicked, what)

@@ -9,12 +9,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from signoff.answers import release_workflow
 from signoff.audit import EventType
 from signoff.cards import Act
 from signoff.errors import DuplicateVote
 from signoff.ledger import Change, Entry, apply_change, decision_data
 from signoff.models import Checkpoint, Status, Vote, VoteKind
+from signoff.observability import metrics
 from signoff.policy import GateKind, TimeoutRule
 from signoff.ports import CheckpointRepository, Clock, Workflow
 
@@ -220,6 +223,11 @@ class DecisionService:
         def record(cp: Checkpoint) -> Change:
             return Change(entries=[Entry(EventType.REFUSED, actor.person or actor.handle, data)])
 
+        # Counted before the write: the alarm on it pages, and an attempt happened even if
+        # recording it fails. A refused peek at the details is audited but pages nobody: cards
+        # sit in shared channels, and a curious non-approver there is not an attack.
+        if refused.refusal.unauthorized and act is not Act.VIEW_DETAILS:
+            metrics.add_metric(name="UnauthorizedAttempt", unit=MetricUnit.Count, value=1)
         cp = apply_change(self.repo, self.clock, checkpoint_id, record)
         return ActResult(cp, refused.message, refusal=refused.refusal)
 

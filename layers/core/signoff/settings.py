@@ -57,3 +57,7 @@ class SlackSettings(_Settings):
 
 class CallbackSettings(_Settings):
     callback_secret_arn: str  # JSON: {"hmac_key": ...}: signs webhook bodies
+
+
+class ArchiveSettings(_Settings):
+    archive_bucket: str  # the S3 audit archive (audit/dt=YYYY-MM-DD/...)

@@ -143,3 +143,16 @@ def reset() -> None:
     _load_policy.cache_clear()
     for cached in _builders:
         cached.cache_clear()
+
+
+if TYPE_CHECKING:
+    from signoff.archiver import Archive
+
+
+@_overridable("archive")
+def archive() -> Archive:
+    """The archiver's S3 audit archive (ARCHIVE_BUCKET)."""
+    from signoff.archiver import S3Archive
+    from signoff.settings import ArchiveSettings
+
+    return S3Archive(ArchiveSettings.from_env().archive_bucket)

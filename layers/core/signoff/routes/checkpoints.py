@@ -9,6 +9,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
@@ -18,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from signoff.errors import NotFound
 from signoff.http import build_app, caller, json_response, problem
 from signoff.models import CHECKPOINT_ID_RE, CheckpointPage, CheckpointRequest, OutcomeRequest, Status
-from signoff.observability import logger
+from signoff.observability import logger, metrics
+from signoff.policy import GateKind
 from signoff.routes import scoring
 from signoff.wiring import api_service
 
@@ -52,6 +54,10 @@ def create_checkpoint(
     cp = service.create(body, caller=caller(router), idempotency_key=idempotency_key)
     logger.append_keys(checkpoint_id=cp.id)
     logger.info("checkpoint", extra={"status": cp.status.value, "gate": cp.assessment.gate.kind.value})
+    # Business metrics (dashboards, not an exact ledger: an idempotent retry is counted again).
+    metrics.add_metric(name="CheckpointRequested", unit=MetricUnit.Count, value=1)
+    if cp.assessment.gate.kind is GateKind.AUTO:
+        metrics.add_metric(name="AutoApproved", unit=MetricUnit.Count, value=1)
     # Auto gates are decided: 200. Soft and hard gates wait for people: 202, poll or get a webhook.
     status = 200 if cp.status is not Status.PENDING else 202
     return json_response(status, cp, {"Location": f"/v1/checkpoints/{cp.id}"})

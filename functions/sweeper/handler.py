@@ -1,0 +1,17 @@
+"""Sweeper: run every 5 minutes by an EventBridge schedule. Counts pending checkpoints and the
+ones stalled past their deadline (PendingApprovals, StalledApprovals) and logs the stalled ids."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signoff import wiring
+from signoff.observability import logger, metrics, tracer
+from signoff.sweeper import sweep
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return sweep(wiring.repository(), wiring.clock()).summary()
