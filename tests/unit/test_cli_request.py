@@ -4,7 +4,6 @@ and sleep so waiting takes no time."""
 
 from __future__ import annotations
 
-import _socket
 import json
 import socket
 import threading
@@ -28,24 +27,10 @@ PROBLEM = "application/problem+json"
 
 # -- the API on 127.0.0.1 --------------------------------------------------------------------------
 
-# Captured at import (collection), before the unit suite's offline() patch replaces them.
-_REAL_CREATE_CONNECTION = socket.create_connection
-_REAL_CONNECT = _socket.socket.connect
 
-
-@pytest.fixture
-def loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lift the suite's socket ban for 127.0.0.1 only: every other address is still refused."""
-    assert _REAL_CREATE_CONNECTION.__module__ == "socket"
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        if sock.family == socket.AF_UNIX or address[0] in ("127.0.0.1", "::1"):
-            return _REAL_CONNECT(sock, address)
-        raise RuntimeError("tests must not open network connections")
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "create_connection", _REAL_CREATE_CONNECTION)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+@pytest.fixture(autouse=True)
+def _no_signoff_url(loopback: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here talks to its own local API (the conftest's loopback), never SIGNOFF_URL's."""
     monkeypatch.delenv("SIGNOFF_URL", raising=False)
 
 

@@ -3,7 +3,6 @@ threaded HTTP server on 127.0.0.1 (the only address these tests may connect to).
 
 from __future__ import annotations
 
-import _socket
 import hashlib
 import hmac
 import json
@@ -25,25 +24,6 @@ CHECKPOINT_ID = "cp_06dqjvep00wybebthsjj0r7kzg"
 PROBLEM = "application/problem+json"
 
 # -- an API on 127.0.0.1 -------------------------------------------------------------------------
-
-# Captured at import (collection), before the unit suite's offline() patch replaces them.
-_REAL_CREATE_CONNECTION = socket.create_connection
-_REAL_CONNECT = _socket.socket.connect
-
-
-@pytest.fixture
-def loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lift the suite's socket ban for 127.0.0.1 only: every other address is still refused."""
-    assert _REAL_CREATE_CONNECTION.__module__ == "socket"
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        if sock.family == socket.AF_UNIX or address[0] in ("127.0.0.1", "::1"):
-            return _REAL_CONNECT(sock, address)
-        raise RuntimeError("tests must not open network connections")
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "create_connection", _REAL_CREATE_CONNECTION)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 @dataclass
