@@ -1,7 +1,8 @@
 """Archiver: the checkpoint table's stream into the S3 audit archive, one object per audit event.
 
-Partial batch responses: only the records that failed are retried (the event source mapping also
-bisects the batch and finally sends what still fails to the dead-letter queue)."""
+Partial batch responses: Lambda retries from the first failed record instead of the whole batch
+(the event source mapping also bisects failing batches and finally sends what still fails to the
+dead-letter queue). Successful records may be delivered again: archiving is idempotent."""
 
 from typing import Any
 
@@ -22,7 +23,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     try:
         key = archive_stream_record(record.raw_event, wiring.archive())
     except ArchiveError as exc:
-        # The reason and the stream position only: records carry the event's data.
+        # The reason and the record's id only: records carry the event's data.
         logger.error("audit event not archived", extra={"reason": str(exc), "event_id": record.event_id})
         raise
     if key is not None:

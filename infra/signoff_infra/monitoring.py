@@ -47,9 +47,12 @@ ITERATOR_AGE_LIMIT_MS = 3600 * 1000
 APPROVAL_RATE_TARGET = 90  # percent, gated checkpoints (the guide's starting target for routine ops)
 LATENCY_TARGET_S = 15 * 60  # the guide's "< 15 minutes for prod"
 DASHBOARD_WIDTH = 24  # CloudWatch's grid
+EXECUTIVE_RANGE = "-P30D"  # the executive row always shows the last 30 days, whatever the picker says
 
 
-def business_metric(name: str, statistic: str = "Sum", period: cdk.Duration = FIVE_MINUTES, label: str = "") -> cw.Metric:
+def business_metric(
+    name: str, statistic: str = "Sum", period: cdk.Duration = FIVE_MINUTES, label: str | None = None
+) -> cw.Metric:
     """One of Signoff's EMF metrics, as Powertools publishes it (namespace + service dimension)."""
     return cw.Metric(
         namespace=NAMESPACE,
@@ -57,7 +60,7 @@ def business_metric(name: str, statistic: str = "Sum", period: cdk.Duration = FI
         dimensions_map={"service": SERVICE},
         statistic=statistic,
         period=period,
-        label=label or name,
+        label=label,
     )
 
 
@@ -98,7 +101,7 @@ class Monitoring(Construct):
             self,
             "Dashboard",
             dashboard_name=f"{stack.stack_name}-approvals",
-            default_interval=cdk.Duration.days(7),
+            default_interval=cdk.Duration.days(1),  # on-call and debug; executive is pinned
             widgets=[
                 *self._executive_rows(),
                 *self._on_call_rows(approval_state_machine),
@@ -108,7 +111,9 @@ class Monitoring(Construct):
 
     # -- the sweeper -------------------------------------------------------------------------------
 
-    def _sweeper(self, layer: lambda_.ILayerVersion, environment: dict[str, str], table: dynamodb.Table) -> SignoffFunction:
+    def _sweeper(
+        self, layer: lambda_.ILayerVersion, environment: dict[str, str], table: dynamodb.Table
+    ) -> SignoffFunction:
         sweeper = SignoffFunction(
             self,
             "Sweeper",
@@ -331,30 +336,47 @@ class Monitoring(Construct):
             period=DAY,
         )
         return [
-            [_header("Executive", "Volume, automation, approval rate and latency, per day (gated = soft or hard).")],
             [
-                cw.GraphWidget(title="Checkpoints requested per day", left=[requested], width=4, view=_BAR),
+                _header(
+                    "Executive",
+                    "The last 30 days, per day. Gated = soft or hard gates (auto gates are decided at once).",
+                )
+            ],
+            [
+                cw.GraphWidget(title="Checkpoints requested per day", left=[requested], width=4, start=EXECUTIVE_RANGE),
                 cw.GraphWidget(
-                    title="Auto vs. gated per day", left=[auto, gated], stacked=True, width=5, view=_BAR
+                    title="Auto vs. gated per day", left=[auto, gated], stacked=True, width=4, start=EXECUTIVE_RANGE
+                ),
+                cw.SingleValueWidget(
+                    title="Approval rate (gated), 30 days, %",
+                    metrics=[rate],
+                    set_period_to_time_range=True,
+                    start=EXECUTIVE_RANGE,
+                    width=4,
                 ),
                 cw.GraphWidget(
-                    title="Approval rate (gated), %",
+                    title="Approval rate (gated) per day, %",
                     left=[rate],
                     left_y_axis=cw.YAxisProps(min=0, max=100),
                     left_annotations=[cw.HorizontalAnnotation(value=APPROVAL_RATE_TARGET, label="target")],
-                    width=5,
+                    width=4,
+                    start=EXECUTIVE_RANGE,
                 ),
                 cw.GraphWidget(
-                    title="Approval latency (request to decision), seconds",
+                    title="Approval latency (request to decision), s",
                     left=[
                         business_metric("ApprovalLatency", "p50", DAY, "p50"),
                         business_metric("ApprovalLatency", "p95", DAY, "p95"),
                     ],
                     left_annotations=[cw.HorizontalAnnotation(value=LATENCY_TARGET_S, label="15 min")],
-                    width=5,
+                    width=4,
+                    start=EXECUTIVE_RANGE,
                 ),
                 cw.GraphWidget(
-                    title="Expired per day", left=[business_metric("Expired", period=DAY)], width=5, view=_BAR
+                    title="Expired per day",
+                    left=[business_metric("Expired", period=DAY)],
+                    width=4,
+                    start=EXECUTIVE_RANGE,
                 ),
             ],
         ]
@@ -381,7 +403,7 @@ class Monitoring(Construct):
                     ],
                     width=5,
                 ),
-                cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=5),
+                cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=5, height=6),
             ],
         ]
 
@@ -424,7 +446,9 @@ class Monitoring(Construct):
             widgets.append(
                 cw.GraphWidget(
                     title="Archiver iterator age (ms) and errors",
-                    left=[archiver.metric("IteratorAge", period=FIVE_MINUTES, statistic="Maximum", label="iterator age")],
+                    left=[
+                        archiver.metric("IteratorAge", period=FIVE_MINUTES, statistic="Maximum", label="iterator age")
+                    ],
                     right=[archiver.metric_errors(period=FIVE_MINUTES, statistic="Sum", label="errors")],
                     width=6,
                 )
@@ -444,9 +468,6 @@ class Monitoring(Construct):
         return [[_header("Debug", "Functions, API, audit archive.")], *_rows(widgets)]
 
 
-_BAR = cw.GraphWidgetView.BAR
-
-
 def _header(title: str, text: str) -> cw.TextWidget:
     return cw.TextWidget(markdown=f"## {title}\n{text}", width=DASHBOARD_WIDTH, height=2)
 
@@ -454,7 +475,7 @@ def _header(title: str, text: str) -> cw.TextWidget:
 def _rows(widgets: list[cw.IWidget]) -> list[list[cw.IWidget]]:
     """Widgets in rows no wider than the grid, in order."""
     rows: list[list[cw.IWidget]] = [[]]
-    used = 0
+    used: float = 0  # jsii types widths as numbers
     for widget in widgets:
         if used + widget.width > DASHBOARD_WIDTH:
             rows.append([])

@@ -49,3 +49,19 @@ def acknowledge_stack(stack: cdk.Stack) -> None:
 
 def managed_policy_finding(policy: str) -> str:
     return f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]"
+
+
+# The audit archive (signoff_infra.audit).
+ARCHIVE_KEYS = "The archiver writes one object per audit event under the archive's audit/ prefix, keys unknown ahead."
+ARCHIVE_ABORT = (
+    "s3:Abort* (AbortMultipartUpload) comes with CDK's grant_put; it can only abandon an unfinished upload, "
+    "never remove an archived object."
+)
+LIST_STREAMS = (
+    "dynamodb:ListStreams (the stream event source's grant) and X-Ray's PutTraceSegments/PutTelemetryRecords "
+    "accept no resource-level permission; reads of the stream itself are scoped to the table's stream ARN."
+)
+ARCHIVER_DLQ = (
+    "This queue is itself the dead-letter destination of the archiver's stream event source mapping; "
+    "nothing consumes it automatically, so it needs no dead-letter queue of its own."
+)

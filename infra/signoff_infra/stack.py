@@ -12,6 +12,7 @@ from constructs import Construct
 from signoff.policy import LoadedPolicy
 from signoff_infra import nag
 from signoff_infra.api import SignoffApi
+from signoff_infra.audit import AuditArchive
 from signoff_infra.data import DataTables
 from signoff_infra.embed import ExampleReleaseWorkflow
 from signoff_infra.layer import CoreLayer
@@ -64,6 +65,16 @@ class SignoffStack(cdk.Stack):
         self.workflow = ApprovalWorkflow(self, "Approval", layer=self.core.layer, environment=env, name=approval_name)
         self.api = SignoffApi(self, "Api", data=self.data, layer=self.core.layer, environment=env)
         self._grant()
+        # The audit archive: S3 (Object Lock with `-c archive_object_lock_days=N`), Glue, Athena.
+        lock_days = self.node.try_get_context("archive_object_lock_days")
+        self.audit = AuditArchive(
+            self,
+            "Audit",
+            table=self.data.table,
+            layer=self.core.layer,
+            environment={},  # the archiver needs only ARCHIVE_BUCKET, which the construct sets
+            object_lock_days=int(lock_days) if lock_days else None,
+        )
         if example:
             self.example = ExampleReleaseWorkflow(self, "Example", intake_function=self.api.intake.function)
             nag.acknowledge(self.example, "AwsSolutions-SF1", nag.EXAMPLE_LOGS)
@@ -81,6 +92,10 @@ class SignoffStack(cdk.Stack):
         cdk.CfnOutput(self, "ApprovalStateMachineArn", value=self.workflow.state_machine.state_machine_arn)
         cdk.CfnOutput(self, "IntakeFunctionArn", value=self.api.intake.function.function_arn)
         cdk.CfnOutput(self, "SlackSecretArn", value=self.secrets.slack.secret_arn)
+        cdk.CfnOutput(self, "ArchiveBucketName", value=self.audit.bucket.bucket_name)
+        cdk.CfnOutput(self, "AthenaWorkGroup", value=self.audit.workgroup_name)
+        cdk.CfnOutput(self, "GlueDatabase", value=self.audit.database_name)
+        cdk.CfnOutput(self, "ArchiverDlqUrl", value=self.audit.dlq.queue_url)
         cdk.CfnOutput(self, "PolicyVersion", value=policy.version, description="Policy stamped on every decision")
         nag.acknowledge_stack(self)
 

@@ -61,3 +61,24 @@ class CallbackSettings(_Settings):
 
 class ArchiveSettings(_Settings):
     archive_bucket: str  # the S3 audit archive (audit/dt=YYYY-MM-DD/...)
+
+
+class TeamsSettings(_Settings):
+    """The Teams bot, for every function that posts or updates Teams cards."""
+
+    teams_secret_arn: str  # JSON: {"app_id": ..., "app_password": ..., "tenant_id": ...}
+    # Tenants whose activities are served (comma-separated); unset: the bot's own tenant only.
+    teams_allowed_tenants: str | None = None
+    teams_jwks_url: str = "https://login.botframework.com/v1/.well-known/keys"
+    teams_login_url: str = "https://login.microsoftonline.com"  # + /{tenant}/oauth2/v2.0/token
+    # Where 1:1 chats are created when no conversation reference names a service URL.
+    teams_service_url: str = "https://smba.trafficmanager.net/teams/"
+    # Hosts trusted with the bot token besides the Bot Connector's own (comma-separated); the
+    # local stack adds 127.0.0.1 for its fake connector. Unset in AWS.
+    teams_trusted_hosts: str | None = None
+
+
+class TeamsAppSettings(TeamsSettings, TableSettings):
+    """The Teams function: the bot plus the table keeping retried activities out (TTL)."""
+
+    idempotency_table_name: str

@@ -156,3 +156,22 @@ def archive() -> Archive:
     from signoff.settings import ArchiveSettings
 
     return S3Archive(ArchiveSettings.from_env().archive_bucket)
+
+
+TEAMS_SECRET_VAR = "TEAMS_SECRET_ARN"
+
+
+def teams_configured(environ: dict[str, str] | None = None) -> bool:
+    """Teams is a surface of this deployment when its bot secret is configured."""
+    import os
+
+    return bool((os.environ if environ is None else environ).get(TEAMS_SECRET_VAR))
+
+
+@_overridable("teams_chat")
+def teams_chat() -> Chat:
+    """The Teams chat surface (TEAMS_SECRET_ARN, TABLE_NAME): cards through the Bot Connector,
+    conversation references from the single table."""
+    from signoff.teams.chat import build_teams_chat
+
+    return build_teams_chat()
