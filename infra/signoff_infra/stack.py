@@ -16,6 +16,7 @@ from signoff_infra.audit import AuditArchive
 from signoff_infra.data import DataTables
 from signoff_infra.embed import ExampleReleaseWorkflow
 from signoff_infra.layer import CoreLayer
+from signoff_infra.monitoring import Monitoring
 from signoff_infra.secrets import Secrets
 from signoff_infra.workflow import ApprovalWorkflow
 
@@ -75,6 +76,25 @@ class SignoffStack(cdk.Stack):
             environment={},  # the archiver needs only ARCHIVE_BUCKET, which the construct sets
             object_lock_days=int(lock_days) if lock_days else None,
         )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            api=self.api.rest_api,
+            functions={
+                "intake": self.api.intake.function,
+                "scoring": self.api.scoring.function,
+                "slack": self.api.slack.function,
+                "notify": self.workflow.notify.function,
+                "finalize": self.workflow.finalize.function,
+            },
+            approval_state_machine=self.workflow.state_machine,
+            sweeper_layer=self.core.layer,
+            sweeper_environment={"TABLE_NAME": self.data.table.table_name},
+            table=self.data.table,
+            archiver=self.audit.archiver.function,
+            archiver_dlq=self.audit.dlq,
+            slack_function=self.api.slack.function,
+        )
         if example:
             self.example = ExampleReleaseWorkflow(self, "Example", intake_function=self.api.intake.function)
             nag.acknowledge(self.example, "AwsSolutions-SF1", nag.EXAMPLE_LOGS)
@@ -96,6 +116,10 @@ class SignoffStack(cdk.Stack):
         cdk.CfnOutput(self, "AthenaWorkGroup", value=self.audit.workgroup_name)
         cdk.CfnOutput(self, "GlueDatabase", value=self.audit.database_name)
         cdk.CfnOutput(self, "ArchiverDlqUrl", value=self.audit.dlq.queue_url)
+        cdk.CfnOutput(
+            self, "AlarmsTopicArn", value=self.monitoring.topic.topic_arn, description="Subscribe the on-call here"
+        )
+        cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         cdk.CfnOutput(self, "PolicyVersion", value=policy.version, description="Policy stamped on every decision")
         nag.acknowledge_stack(self)
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from signoff.answers import answer_caller
 from signoff.errors import Conflict, InvalidRequest
 from signoff.models import CheckpointRequest, Status
-from signoff.observability import logger
-from signoff.policy import validation_problems
+from signoff.observability import logger, metrics
+from signoff.policy import GateKind, validation_problems
 from signoff.ports import Workflow
 from signoff.service import CheckpointService
 
@@ -54,6 +55,9 @@ def handle_embedded(event: dict[str, Any], service: CheckpointService, workflow:
     except (InvalidRequest, Conflict) as exc:
         workflow.fail(token, "Signoff.InvalidRequest", str(exc))
         return {"accepted": False}
+    metrics.add_metric(name="CheckpointRequested", unit=MetricUnit.Count, value=1)
+    if cp.assessment.gate.kind is GateKind.AUTO:
+        metrics.add_metric(name="AutoApproved", unit=MetricUnit.Count, value=1)
     # A retried task may carry a new token and may find the checkpoint already decided (or
     # cancelled because its workflow could not start): keep the newest token and answer it now,
     # so the caller never waits on a checkpoint that will not move again.

@@ -81,7 +81,7 @@ def sweep(
         for cp in page.items if not past_stalled else ():
             # A pending checkpoint always has a deadline (only auto gates have none, and they are
             # decided at once); one without is not this sweep's to judge.
-            if cp.deadline is None or cp.deadline > cutoff:
+            if cp.deadline is None or cp.deadline >= cutoff:
                 past_stalled = True
                 break
             overdue = int((now - cp.deadline).total_seconds())
@@ -108,7 +108,11 @@ def _report(result: Sweep, grace: timedelta) -> None:
                 "stalled": len(result.stalled),
                 "grace_seconds": int(grace.total_seconds()),
                 "checkpoints": [
-                    {"checkpoint_id": s.checkpoint_id, "deadline": s.deadline.isoformat(), "overdue_s": s.overdue_seconds}
+                    {
+                        "checkpoint_id": s.checkpoint_id,
+                        "deadline": s.deadline.isoformat(),
+                        "overdue_s": s.overdue_seconds,
+                    }
                     for s in result.stalled[:LOGGED_IDS]
                 ],
             },

@@ -1,0 +1,276 @@
+"""The pending-checkpoint sweep: PendingApprovals counts every pending checkpoint, StalledApprovals
+the ones still pending more than the grace period past their deadline (a broken workflow), on every
+sweep, zeros included; the stalled ids are logged; paging and its bound. Driven through the
+production service on in-memory fakes and a fixed clock, and once through the Lambda handler."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from signoff import sweeper as sweeper_module
+from signoff import wiring
+from signoff.adapters.memory import InMemoryCheckpointRepository
+from signoff.models import CheckpointPage, Status
+from signoff.observability import metrics
+from signoff.sweeper import GRACE, PENDING_METRIC, STALLED_METRIC, sweep
+from tests.gates import Gates, gates
+from tests.helpers import CALLER_ARN, invoke
+
+pytestmark = pytest.mark.unit
+
+SCHEDULED_EVENT = {
+    "version": "0",
+    "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-01-01T12:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/Signoff-SweepSchedule"],
+    "detail": {},
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metrics() -> Iterator[None]:
+    # Metrics is process-wide and, while disabled, never flushes: start and end each test empty.
+    metrics.clear_metrics()
+    yield
+    metrics.clear_metrics()
+
+
+def emitted(name: str) -> list[float]:
+    return list(metrics.metric_set.get(name, {}).get("Value", []))
+
+
+class CountingRepository:
+    """Delegates to the in-memory repository and counts the pages read."""
+
+    def __init__(self, inner: InMemoryCheckpointRepository) -> None:
+        self.inner = inner
+        self.pages = 0
+
+    def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
+        self.pages += 1
+        return self.inner.list_by_status(status, limit=limit, next_token=next_token)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class RecordingLogger:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def _record(self, level: str) -> Any:
+        def log(message: str, extra: dict[str, Any] | None = None) -> None:
+            self.lines.append((level, message, extra or {}))
+
+        return log
+
+    def __getattr__(self, level: str) -> Any:
+        return self._record(level)
+
+
+@pytest.fixture
+def log(monkeypatch: pytest.MonkeyPatch) -> RecordingLogger:
+    recorder = RecordingLogger()
+    monkeypatch.setattr(sweeper_module, "logger", recorder)
+    return recorder
+
+
+def _staggered(g: Gates, count: int, gate: str = "soft") -> list[str]:
+    """`count` pending checkpoints created a minute apart (so their deadlines are a minute apart)."""
+    ids = []
+    for _ in range(count):
+        ids.append(g.create(gate).id)
+        g.clock.advance(60)
+    return ids
+
+
+# -- counting ------------------------------------------------------------------------------------
+
+
+def test_nothing_pending_still_reports_zeros() -> None:
+    # Given no checkpoints / When the sweep runs
+    g = gates()
+    result = sweep(g.repo, g.clock)
+    # Then both gauges are emitted as 0: silence would look like a sweep that did not run
+    assert (result.pending, result.stalled, result.complete) == (0, [], True)
+    assert emitted(PENDING_METRIC) == [0.0]
+    assert emitted(STALLED_METRIC) == [0.0]
+    assert metrics.metric_set[PENDING_METRIC]["Unit"] == "Count"
+
+
+def test_pending_checkpoints_are_counted_and_decided_ones_are_not() -> None:
+    # Given a soft and a hard checkpoint waiting, an auto one (decided at once) and a cancelled one
+    g = gates()
+    g.create("soft")
+    g.create("hard")
+    assert g.create("auto").status is Status.APPROVED
+    cancelled = g.create("soft")
+    g.service.cancel(cancelled.id, actor=CALLER_ARN, reason="superseded")
+    # When the sweep runs before any deadline
+    result = sweep(g.repo, g.clock)
+    # Then only the two waiting ones count, and nothing is stalled
+    assert (result.pending, result.stalled) == (2, [])
+    assert (emitted(PENDING_METRIC), emitted(STALLED_METRIC)) == ([2.0], [0.0])
+
+
+def test_a_checkpoint_stalls_only_once_its_deadline_is_more_than_the_grace_period_ago() -> None:
+    # Given a soft checkpoint (10-minute veto window) and a hard one (a much later deadline)
+    g = gates()
+    soft, hard = g.create("soft"), g.create("hard")
+    assert soft.deadline is not None and hard.deadline is not None
+    assert hard.deadline > soft.deadline + GRACE + timedelta(seconds=1)
+    # When the sweep runs exactly the grace period after the soft deadline
+    g.clock.at = soft.deadline + GRACE
+    at_grace = sweep(g.repo, g.clock)
+    # and a second later
+    g.clock.advance(1)
+    past_grace = sweep(g.repo, g.clock)
+    # Then a workflow still has the whole grace period to decide; one second more and it is stalled
+    assert (at_grace.pending, at_grace.stalled) == (2, [])
+    assert past_grace.pending == 2
+    assert [(s.checkpoint_id, s.deadline, s.overdue_seconds) for s in past_grace.stalled] == [
+        (soft.id, soft.deadline, int(GRACE.total_seconds()) + 1)
+    ]
+    assert emitted(STALLED_METRIC) == [0.0, 1.0]
+    assert emitted(PENDING_METRIC) == [2.0, 2.0]
+
+
+def test_a_checkpoint_decided_after_its_deadline_is_no_longer_stalled() -> None:
+    # Given a soft checkpoint stalled past its deadline
+    g = gates()
+    cp = g.create("soft")
+    assert cp.deadline is not None
+    g.clock.at = cp.deadline + GRACE + timedelta(minutes=1)
+    assert len(sweep(g.repo, g.clock).stalled) == 1
+    # When its workflow finally applies the timeout rule
+    g.decisions.apply_timeout(cp.id)
+    # Then the next sweep finds nothing pending
+    result = sweep(g.repo, g.clock)
+    assert (result.pending, result.stalled) == (0, [])
+
+
+# -- paging ------------------------------------------------------------------------------------
+
+
+def test_every_page_is_counted_and_stalled_ones_come_first() -> None:
+    # Given five soft checkpoints with deadlines a minute apart, the first three past deadline + grace
+    g = gates()
+    ids = _staggered(g, 5)
+    third = g.repo.get(ids[2]).deadline
+    assert third is not None
+    g.clock.at = third + GRACE + timedelta(seconds=30)
+    repo = CountingRepository(g.repo)
+    # When the sweep reads them two at a time
+    result = sweep(repo, g.clock, page_size=2)
+    # Then all five are counted across three pages, and the three oldest deadlines are the stalled ones
+    assert (result.pending, result.complete, repo.pages) == (5, True, 3)
+    assert [s.checkpoint_id for s in result.stalled] == ids[:3]
+    assert [s.overdue_seconds for s in result.stalled] == [GRACE.seconds + 150, GRACE.seconds + 90, GRACE.seconds + 30]
+    assert (emitted(PENDING_METRIC), emitted(STALLED_METRIC)) == ([5.0], [3.0])
+
+
+def test_the_page_bound_stops_the_count_but_keeps_the_stalled_ones(log: RecordingLogger) -> None:
+    # Given five soft checkpoints, all long past their deadlines
+    g = gates()
+    ids = _staggered(g, 5)
+    g.clock.advance(3600)
+    # When the sweep may read only two pages of two
+    result = sweep(g.repo, g.clock, page_size=2, max_pages=2)
+    # Then the pending count is a floor (4), said so in the log, and the stalled ones read are reported
+    assert (result.pending, result.complete) == (4, False)
+    assert [s.checkpoint_id for s in result.stalled] == ids[:4]
+    assert any(level == "warning" and "lower bound" in message for level, message, _ in log.lines)
+    assert emitted(PENDING_METRIC) == [4.0]
+
+
+# -- logging -----------------------------------------------------------------------------------
+
+
+def test_stalled_ids_are_logged_as_an_error_for_the_on_call(log: RecordingLogger) -> None:
+    # Given two stalled checkpoints and one still inside its window
+    g = gates()
+    ids = _staggered(g, 2)
+    waiting = g.create("hard").id
+    last = g.repo.get(ids[-1]).deadline
+    assert last is not None
+    g.clock.at = last + GRACE + timedelta(minutes=1)
+    # When the sweep runs
+    sweep(g.repo, g.clock)
+    # Then one error line names the stalled checkpoints, their deadlines and how late they are
+    errors = [(message, extra) for level, message, extra in log.lines if level == "error"]
+    assert len(errors) == 1
+    message, extra = errors[0]
+    assert "stalled" in message and extra["stalled"] == 2 and extra["grace_seconds"] == 300
+    assert [c["checkpoint_id"] for c in extra["checkpoints"]] == ids
+    assert waiting not in json.dumps(extra)
+    assert all({"deadline", "overdue_s"} <= set(c) for c in extra["checkpoints"])
+
+
+def test_the_logged_ids_are_capped(log: RecordingLogger, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweeper_module, "LOGGED_IDS", 2)
+    g = gates()
+    ids = _staggered(g, 3)
+    g.clock.advance(3600)
+    result = sweep(g.repo, g.clock)
+    (extra,) = [extra for level, _, extra in log.lines if level == "error"]
+    # The count stays exact even when the list is cut
+    assert len(result.stalled) == extra["stalled"] == 3
+    assert [c["checkpoint_id"] for c in extra["checkpoints"]] == ids[:2]
+
+
+def test_nothing_stalled_logs_no_error(log: RecordingLogger) -> None:
+    g = gates()
+    g.create("hard")
+    sweep(g.repo, g.clock)
+    assert [level for level, _, _ in log.lines] == ["info"]
+
+
+# -- the Lambda handler ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def wired() -> Iterator[Gates]:
+    g = gates()
+    wiring.override(repository=g.repo, clock=g.clock)
+    yield g
+    wiring.reset()
+
+
+def _emf(out: str) -> list[dict[str, Any]]:
+    """The EMF documents Powertools printed (one JSON object per line with an `_aws` key)."""
+    docs = []
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            docs.append(json.loads(line))
+    return docs
+
+
+def test_the_handler_publishes_both_gauges_as_emf(
+    wired: Gates, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given one stalled and one waiting checkpoint, and metrics published as they are on Lambda
+    stalled = wired.create("soft")
+    assert stalled.deadline is not None
+    wired.clock.at = stalled.deadline + GRACE + timedelta(seconds=1)
+    wired.create("hard")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    # When the schedule invokes the sweeper function
+    summary = invoke("sweeper", SCHEDULED_EVENT)
+    # Then it answers with the counts and prints one EMF document in the Signoff namespace,
+    # with the service dimension only
+    assert summary == {"at": wired.clock.now().isoformat(), "pending": 2, "stalled": 1, "complete": True}
+    (doc,) = _emf(capsys.readouterr().out)
+    directive = doc["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "Signoff"
+    assert directive["Dimensions"] == [["service"]] and doc["service"] == "signoff"
+    assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {PENDING_METRIC: "Count", STALLED_METRIC: "Count"}
+    assert (doc[PENDING_METRIC], doc[STALLED_METRIC]) == ([2.0], [1.0])  # Powertools writes values as arrays
