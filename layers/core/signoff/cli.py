@@ -5,11 +5,14 @@ Each subcommand is one function taking the parsed arguments and returning the ex
 unreadable or invalid request).
 `request`: 0 approved (and only then), 1 denied, 2 not decided (expired, cancelled, or still pending
 when the command stopped waiting), 3 error (bad arguments or file, API unreachable, 4xx/5xx).
+`audit list|query|verify` and `report`: 0 success, 1 `audit verify` found something missing or
+altered (each named), 3 error (bad arguments, no archive, a failing query, API unreachable).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -311,6 +314,184 @@ def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else "?"
 
 
+# -- signoff audit / signoff report ----------------------------------------------------------------
+# DuckDB is a development dependency: these commands import their modules when they run, so the
+# rest of the CLI (and Lambda, which carries this module) never needs it.
+
+EXIT_VERIFY_FAILED = 1
+ARCHIVE_ENV = "SIGNOFF_ARCHIVE"
+DEFAULT_ARCHIVE = "local-data/archive"  # where `make local` mirrors the archive bucket
+
+
+def _archive_default() -> str:
+    return os.environ.get(ARCHIVE_ENV) or DEFAULT_ARCHIVE
+
+
+def _duckdb_missing(exc: ImportError) -> int:
+    print(f"signoff audit needs DuckDB ({exc.name or exc}): pip install -e '.[dev]'", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def audit_list(args: argparse.Namespace) -> int:
+    """The named SLI queries: name, title and target."""
+    try:
+        from signoff.auditlog import AuditLogError, list_queries
+    except ImportError as exc:
+        return _duckdb_missing(exc)
+    try:
+        queries = list_queries()
+    except AuditLogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    width = max((len(q.name) for q in queries), default=0)
+    for q in queries:
+        target = f" (target: {q.target})" if q.target else ""
+        print(f"{q.name:<{width}}  {q.title}{target}")
+    return EXIT_OK
+
+
+def audit_query(args: argparse.Namespace) -> int:
+    """Run a named query (or raw SQL) with DuckDB over the local archive."""
+    try:
+        from signoff.auditlog import AuditLogError, open_archive, render, run_query
+    except ImportError as exc:
+        return _duckdb_missing(exc)
+    if (args.name is None) == (args.sql is None):
+        print('signoff audit query: give a query NAME or --sql "SELECT …" (one of them)', file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        conn = open_archive(args.archive)
+        try:
+            columns, rows = run_query(conn, args.sql if args.sql is not None else args.name)
+        finally:
+            conn.close()
+    except AuditLogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(render(columns, rows, args.format))
+    return EXIT_OK
+
+
+def audit_verify(args: argparse.Namespace, *, opener: Opener | None = None) -> int:
+    """Check every checkpoint's hash chain and that the archive holds every event of the table,
+    unaltered; name whatever is missing, altered, unknown or duplicated."""
+    try:
+        from signoff.auditlog import ApiEvents, AuditClient, AuditLogError, verify
+    except ImportError as exc:
+        return _duckdb_missing(exc)
+    if not args.url:
+        print(f"signoff audit verify: give the API's URL with --url or {URL_ENV}", file=sys.stderr)
+        return EXIT_ERROR
+    sign = args.sign if args.sign is not None else not is_loopback_url(args.url)
+    try:
+        client = AuditClient(args.url, sign=sign, opener=opener)
+        result = verify(args.archive, ApiEvents(client))
+    except SignoffClientError as exc:
+        _print_error(exc)
+        return EXIT_ERROR
+    except AuditLogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    for problem in result.problems:
+        print(problem)
+    print(result.summary())
+    return EXIT_OK if result.ok else EXIT_VERIFY_FAILED
+
+
+def report(args: argparse.Namespace) -> int:
+    """Write the HTML report (charts and SLI tables) for the checkpoints requested in a period."""
+    try:
+        from signoff.auditlog import AuditLogError
+        from signoff.report import write_report
+    except ImportError as exc:
+        return _duckdb_missing(exc)
+    if args.since > args.until:
+        print(f"signoff report: --from {args.since} is after --to {args.until}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        data = write_report(args.archive, args.since, args.until, args.output)
+    except AuditLogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"{args.output}: cannot write the report: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    requests = sum(int(r["requests"]) for r in data.sli("traffic_per_day"))
+    print(
+        f"wrote {args.output}: {requests} checkpoints requested {args.since} to {args.until}, "
+        f"{len(data.decisions)} decisions"
+    )
+    return EXIT_OK
+
+
+def _day(text: str) -> dt.date:
+    """argparse type for YYYY-MM-DD."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+def _add_archive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--archive",
+        default=_archive_default(),
+        help=f"the archive folder, holding audit/dt=… (default: ${ARCHIVE_ENV} or {DEFAULT_ARCHIVE}); or s3://bucket/prefix",
+    )
+
+
+def _add_audit(commands: Any) -> None:
+    audit = commands.add_parser(
+        "audit",
+        help="query and verify the audit archive (DuckDB, the Athena queries)",
+        usage_exit=EXIT_ERROR,
+        description="Exit codes: 0 ok, 1 verification failed, 3 error.",
+    )
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+
+    listing = audit_commands.add_parser("list", help="the named SLI queries", usage_exit=EXIT_ERROR)
+    listing.set_defaults(run=audit_list)
+
+    query = audit_commands.add_parser(
+        "query", help="run a named query, or raw SQL, over the local archive", usage_exit=EXIT_ERROR
+    )
+    query.add_argument("name", nargs="?", metavar="NAME", help="a query of `signoff audit list`, or raw SQL")
+    query.add_argument("--sql", help="raw SQL against the table audit_events")
+    _add_archive(query)
+    query.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output (table)")
+    query.set_defaults(run=audit_query)
+
+    check = audit_commands.add_parser(
+        "verify",
+        help="check every hash chain and that the archive holds every event of the table",
+        usage_exit=EXIT_ERROR,
+        description="Exit codes: 0 everything matches, 1 something is missing or altered (each named), 3 error.",
+    )
+    _add_archive(check)
+    check.add_argument("--url", default=os.environ.get(URL_ENV), help=f"the API's base URL (default: ${URL_ENV})")
+    check.add_argument(
+        "--sign",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sign with SigV4 using your AWS credentials (default: on, except for 127.0.0.1/localhost)",
+    )
+    check.set_defaults(run=audit_verify)
+
+
+def _add_report(commands: Any) -> None:
+    page = commands.add_parser(
+        "report",
+        help="write an HTML report (charts, SLIs) of a period from the archive",
+        usage_exit=EXIT_ERROR,
+        description="Covers the checkpoints requested from --from to --to (UTC days). Exit codes: 0 ok, 3 error.",
+    )
+    page.add_argument("--from", dest="since", type=_day, required=True, metavar="YYYY-MM-DD", help="first day")
+    page.add_argument("--to", dest="until", type=_day, required=True, metavar="YYYY-MM-DD", help="last day")
+    _add_archive(page)
+    page.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="where (report.html)")
+    page.set_defaults(run=report)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on a usage error, but `signoff request` means "not decided" by 2: a CI job
     must be able to tell a typo from an expired checkpoint, so that subcommand says 3."""
@@ -363,6 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.set_defaults(run=policy_explain)
 
     _add_request(commands)
+    _add_audit(commands)
+    _add_report(commands)
     return parser
 
 
