@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ class LocalStack:
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get(LOG_LEVEL_VAR, "WARNING")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        _serialize_dynamodb()
         self.functions.install()
         self.template = Template.load(self.outdir)
         self._deploy()
@@ -363,6 +365,29 @@ class LocalStack:
 
     def path_exists(self, path: str) -> bool:
         return any(r.match(path) is not None for r in self.routes)
+
+
+_DYNAMODB_LOCK = threading.RLock()
+_DYNAMODB_OPS = ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items")
+
+
+def _serialize_dynamodb() -> None:
+    """moto's DynamoDB is not thread-safe (a transaction deep-copies tables another request may be
+    writing), and the local stack serves requests, workflows and stream pollers on many threads:
+    one lock makes each operation atomic, as DynamoDB's are."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _DYNAMODB_OPS:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_signoff_locked", False):
+            continue
+
+        def locked(self: Any, *args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            with _DYNAMODB_LOCK:
+                return __method(self, *args, **kwargs)
+
+        locked._signoff_locked = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, locked)
 
 
 class InjectedFault(Exception):

@@ -87,23 +87,34 @@ class StreamPoller:
 
     # -- one mapping -----------------------------------------------------------------------------
 
-    def _iterators(self, mapping: Mapping) -> dict[str, str]:
+    def _read(self, mapping: Mapping, positions: dict[str, str | None]) -> list[dict[str, Any]]:
+        """New records of every shard since the last one read. The iterator is asked for afresh
+        each time, from the last sequence number: moto replaces a table (and its stream shard)
+        with a copy when a transaction is cancelled, and an old iterator would keep reading the
+        orphaned shard."""
         shards = self.client.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"]
-        return {
-            s["ShardId"]: self.client.get_shard_iterator(
-                StreamArn=mapping.stream_arn, ShardId=s["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            for s in shards
-        }
+        records: list[dict[str, Any]] = []
+        for shard in shards:
+            shard_id = shard["ShardId"]
+            after = positions.get(shard_id)
+            position = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": after}
+                if after
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            iterator = self.client.get_shard_iterator(StreamArn=mapping.stream_arn, ShardId=shard_id, **position)
+            page = self.client.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)
+            found = page.get("Records", [])
+            if found:
+                positions[shard_id] = found[-1]["dynamodb"]["SequenceNumber"]
+            records += found
+        return records
 
     def _run(self, mapping: Mapping) -> None:
-        iterators = self._iterators(mapping)
+        positions: dict[str, str | None] = {}
         pending: list[dict[str, Any]] = []
         while not self._stop.is_set():
-            for shard, iterator in list(iterators.items()):
-                page = self.client.get_records(ShardIterator=iterator, Limit=1000)
-                iterators[shard] = page.get("NextShardIterator") or iterator
-                pending += [self._lambda_record(r, mapping) for r in page.get("Records", [])]
+            pending += [self._lambda_record(r, mapping) for r in self._read(mapping, positions)]
             pending = [r for r in pending if mapping.wanted(r)]
             while pending:
                 batch, pending = pending[: mapping.batch_size], pending[mapping.batch_size :]

@@ -36,6 +36,7 @@ class Reply:
 @dataclass
 class LocalSignoff:
     url: str
+    archive: Path | None = None  # where the stack mirrors its S3 audit archive
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
         data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
@@ -139,16 +140,19 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
         time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
-def signoff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
-    """The README's local stack, started from a fresh synthesis on a free port."""
+def start_local(tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> Iterator[LocalSignoff]:
+    """Synthesize the CDK app (fast test policy, example workflow) and start `python -m local` on
+    a free port; stop it afterwards."""
     outdir = tmp_path_factory.mktemp("cdk.out")
+    archive = tmp_path_factory.mktemp("archive")
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "infra"),
         "CDK_OUTDIR": str(outdir),
         "SIGNOFF_POLICY": str(FAST_POLICY),
         "SIGNOFF_EXAMPLE": "1",
+        "SIGNOFF_ARCHIVE": str(archive),
+        **extra_env,
     }
     subprocess.run([sys.executable, str(ROOT / "infra" / "app.py")], cwd=ROOT, env=env, check=True, capture_output=True)
     log = (tmp_path_factory.mktemp("logs") / "local.log").open("w")
@@ -177,7 +181,7 @@ def signoff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
     # Keep draining its output (handler logs go to stdout, like in Lambda) so it never blocks.
     threading.Thread(target=lambda: [log.write(line) for line in proc.stdout or []], daemon=True).start()
     try:
-        yield LocalSignoff(url)
+        yield LocalSignoff(url, archive)
     finally:
         proc.terminate()
         try:
@@ -185,3 +189,9 @@ def signoff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def signoff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
+    """The README's local stack, shared by the API and gate scenarios."""
+    yield from start_local(tmp_path_factory)

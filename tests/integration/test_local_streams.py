@@ -86,9 +86,9 @@ def test_a_partial_failure_is_retried_from_the_first_failed_record(aws: dict[str
         failed_once.update("b" for _ in bad)
         return {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in bad]}
 
-    p = poller(aws, handler, report_item_failures=True, batch_size=10, max_retries=3)
-    for pk in ("a", "b", "c"):
+    for pk in ("a", "b", "c"):  # written before polling starts: one batch
         put(aws, pk)
+    p = poller(aws, handler, report_item_failures=True, batch_size=10, max_retries=3)
     assert p.drain()
     p.stop()
     assert calls[0] == ["a", "b", "c"] and calls[1] == ["b", "c"]
