@@ -31,6 +31,7 @@ def build_app(
     load_routing(routing)  # so does an invalid routing file
     app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"))
     example = os.environ.get("SIGNOFF_EXAMPLE", "") == "1" or bool(app.node.try_get_context("example"))
+    teams = os.environ.get("SIGNOFF_TEAMS", "") == "1" or bool(app.node.try_get_context("teams"))
     stack = SignoffStack(
         app,
         STACK_NAME,
@@ -38,6 +39,7 @@ def build_app(
         policy_path=path,
         routing_path=routing,
         example=example,
+        teams=teams,
         description="Signoff checkpoint service",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))

@@ -27,6 +27,7 @@ class SignoffApi(Construct):
         data: DataTables,
         layer: lambda_.ILayerVersion,
         environment: dict[str, str],
+        teams: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.intake = SignoffFunction(
@@ -135,3 +136,46 @@ class SignoffApi(Construct):
         )
         nag.acknowledge(slack_events, "AwsSolutions-APIG4", nag.SLACK_SIGNED)
         nag.acknowledge(self.rest_api, nag.managed_policy_finding(API_LOGS_POLICY), nag.API_LOGS_ROLE)
+        self.teams = self._teams(v1, data, layer, environment, validator) if teams else None
+
+    def _teams(
+        self,
+        v1: apigw.Resource,
+        data: DataTables,
+        layer: lambda_.ILayerVersion,
+        environment: dict[str, str],
+        validator: apigw.RequestValidator,
+    ) -> SignoffFunction:
+        """POST /v1/teams/messages: the Bot Connector's activities (its RS256 JWT is the proof)."""
+        teams = SignoffFunction(
+            self,
+            "Teams",
+            name="teams",
+            description="POST /v1/teams/messages: Teams Action.Execute invokes and installation events",
+            layer=layer,
+            environment={**environment, "IDEMPOTENCY_TABLE_NAME": data.idempotency.table_name},
+            timeout=cdk.Duration.seconds(30),
+        )
+        # Retried activities are kept out through the idempotency table (it has the TTL).
+        data.idempotency.grant_read_write_data(teams.function)
+        # Slow follow-ups (other cards, thread replies) run in an async self-invocation.
+        iam.Policy(
+            self,
+            "TeamsSelfInvoke",
+            roles=[teams.role],
+            statements=[
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[teams.function.function_arn])
+            ],
+        )
+        route = (
+            v1.add_resource("teams")
+            .add_resource("messages")
+            .add_method(
+                "POST",
+                apigw.LambdaIntegration(teams.function),
+                authorization_type=apigw.AuthorizationType.NONE,
+                request_validator=validator,
+            )
+        )
+        nag.acknowledge(route, "AwsSolutions-APIG4", nag.TEAMS_SIGNED)
+        return teams

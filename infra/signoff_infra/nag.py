@@ -26,6 +26,10 @@ SLACK_SIGNED = (
 )
 VERSIONS = "Step Functions may invoke any version or alias of this one function (its ARN followed by ':*')."
 EXAMPLE_LOGS = "The example release workflow is a demonstration for the local stack, not a production workload."
+TEAMS_SIGNED = (
+    "The Bot Connector cannot sign requests with SigV4; every activity's RS256 JWT (issuer, audience = the bot, "
+    "expiry, service URL, msteams endorsement, tenant allow-list) is verified by the handler first."
+)
 PUBLIC_SCHEMA = "The OpenAPI document is public API documentation and carries no data; every data route uses IAM."
 
 

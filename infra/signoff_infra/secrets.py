@@ -20,9 +20,27 @@ WEBHOOK_ROTATION = (
 )
 
 
+TEAMS_ROTATION = (
+    "The Teams bot's client secret is issued by Entra ID (the app registration); it is rotated there and pasted "
+    "here, so Secrets Manager rotation has nothing to rotate."
+)
+
+
 class Secrets(Construct):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, teams: bool = False) -> None:
         super().__init__(scope, construct_id)
+        self.teams: secretsmanager.Secret | None = None
+        if teams:
+            # The single-tenant app registration of the bot (README: "Connect Teams").
+            self.teams = secretsmanager.Secret(
+                self,
+                "Teams",
+                description="Signoff Teams bot: app id, client secret, tenant",
+                secret_object_value={
+                    key: cdk.SecretValue.unsafe_plain_text("set-me") for key in ("app_id", "app_password", "tenant_id")
+                },
+            )
+            nag.acknowledge(self.teams, "AwsSolutions-SMG4", TEAMS_ROTATION)
         # Filled in after deployment (README: "Connect Slack"); the placeholders keep the shape.
         self.slack = secretsmanager.Secret(
             self,

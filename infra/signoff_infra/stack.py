@@ -37,12 +37,13 @@ class SignoffStack(cdk.Stack):
         policy_path: Path,
         routing_path: Path,
         example: bool = False,
+        teams: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.policy = policy
         self.data = DataTables(self, "Data")
-        self.secrets = Secrets(self, "Secrets")
+        self.secrets = Secrets(self, "Secrets", teams=teams)
         self.core = CoreLayer(self, "Core", policy_path=policy_path, routing_path=routing_path)
 
         # Named up front so functions can know the ARN without depending on the state machine
@@ -63,8 +64,10 @@ class SignoffStack(cdk.Stack):
             "SLACK_SECRET_ARN": self.secrets.slack.secret_arn,
             "CALLBACK_SECRET_ARN": self.secrets.webhook.secret_arn,
         }
+        if self.secrets.teams is not None:
+            env["TEAMS_SECRET_ARN"] = self.secrets.teams.secret_arn  # Teams is a surface: post there too
         self.workflow = ApprovalWorkflow(self, "Approval", layer=self.core.layer, environment=env, name=approval_name)
-        self.api = SignoffApi(self, "Api", data=self.data, layer=self.core.layer, environment=env)
+        self.api = SignoffApi(self, "Api", data=self.data, layer=self.core.layer, environment=env, teams=teams)
         self._grant()
         # The audit archive: S3 (Object Lock with `-c archive_object_lock_days=N`), Glue, Athena.
         lock_days = self.node.try_get_context("archive_object_lock_days")
@@ -86,6 +89,7 @@ class SignoffStack(cdk.Stack):
                 "slack": self.api.slack.function,
                 "notify": self.workflow.notify.function,
                 "finalize": self.workflow.finalize.function,
+                **({"teams": self.api.teams.function} if self.api.teams else {}),
             },
             approval_state_machine=self.workflow.state_machine,
             sweeper_layer=self.core.layer,
@@ -107,6 +111,8 @@ class SignoffStack(cdk.Stack):
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the Signoff API")
         cdk.CfnOutput(self, "SlackEventsUrl", value=f"{self.api.rest_api.url}v1/slack/events")
+        if self.api.teams is not None:
+            cdk.CfnOutput(self, "TeamsMessagesUrl", value=f"{self.api.rest_api.url}v1/teams/messages")
         cdk.CfnOutput(self, "TableName", value=self.data.table.table_name)
         cdk.CfnOutput(self, "IdempotencyTableName", value=self.data.idempotency.table_name)
         cdk.CfnOutput(self, "ApprovalStateMachineArn", value=self.workflow.state_machine.state_machine_arn)
@@ -136,8 +142,14 @@ class SignoffStack(cdk.Stack):
         self.secrets.webhook.grant_read(finalize.function)
         machine.grant_start_execution(intake.function)
         # The approval workflow's own tokens: decisions (chat), cancellations (intake), late notify.
-        for fn in (intake, slack, notify):
+        deciders = (intake, slack, notify, *([self.api.teams] if self.api.teams else []))
+        for fn in deciders:
             fn.role.add_to_policy(iam.PolicyStatement(actions=TASK_ANSWERS, resources=[self.approval_arn]))
+        if self.api.teams is not None and self.secrets.teams is not None:
+            table.grant_read_write_data(self.api.teams.function)
+            self.secrets.slack.grant_read(self.api.teams.function)  # its follow-ups refresh Slack cards too
+            for fn in (slack, notify, finalize, self.api.teams):
+                self.secrets.teams.grant_read(fn.function)
         # Embedding workflows' tokens: answered at once for auto gates (intake), else by Finalize.
         for fn in (intake, finalize):
             fn.role.add_to_policy(iam.PolicyStatement(actions=TASK_ANSWERS, resources=[self.embedders_arn]))

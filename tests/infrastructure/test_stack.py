@@ -3,16 +3,20 @@ stream and the status index, TTL on idempotency, explicit log retention, no wild
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from app import ROOT, build_app
 from aws_cdk.assertions import Match, Template
 
 from signoff.errors import PolicyError
+from signoff.policy import load_policy
+from signoff_infra.stack import SignoffStack
 
 pytestmark = [pytest.mark.infrastructure, pytest.mark.xdist_group("cdk")]
 
@@ -159,3 +163,28 @@ def test_cdk_cli_synthesizes_with_cdk_json(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (tmp_path / "cdk.out" / "Signoff.template.json").exists()
+
+
+def test_teams_is_opt_in_and_its_route_is_verified_by_the_bot_jwt(tmp_path: Path, body: dict[str, Any]) -> None:
+    # Without the option: no Teams route, function or secret
+    assert not any(path.startswith("/v1/teams") for _, path in route_table(body))
+    # With it (`-c teams=true` or SIGNOFF_TEAMS=1)
+    app = cdk.App(outdir=str(tmp_path / "out"), context={"teams": True})
+    stack = SignoffStack(
+        app,
+        "SignoffTeams",
+        policy=load_policy(ROOT / "signoff.yaml"),
+        policy_path=ROOT / "signoff.yaml",
+        routing_path=ROOT / "routing.yaml",
+        teams=True,
+    )
+    teams = Template.from_stack(stack).to_json()
+    assert route_table(teams)[("POST", "/v1/teams/messages")] == "NONE"
+    secrets = resources(teams, "AWS::SecretsManager::Secret").values()
+    assert any("app_password" in json.dumps(s["Properties"]) for s in secrets)
+    functions = resources(teams, "AWS::Lambda::Function").values()
+    assert all(
+        "TEAMS_SECRET_ARN" in f["Properties"]["Environment"]["Variables"]
+        for f in functions
+        if "notify" in json.dumps(f)
+    )

@@ -97,16 +97,22 @@ class Steps:
 
     def _send(self, where: Recipients, post: Any) -> list[MessageRef]:
         refs: list[MessageRef] = []
+        failures: list[Exception] = []
         for chat in self.chats:
-            for channel in where.channels:
-                target = getattr(channel, chat.surface, None)
-                if target:
-                    ref = post(chat, target, None)
-                    refs += [ref] if ref else []
-            for person in where.direct:
-                ref = post(chat, None, person)
+            channels: list[str] = [t for c in where.channels if (t := getattr(c, chat.surface, None))]
+            targets: list[tuple[str | None, str | None]] = [(t, None) for t in channels]
+            targets += [(None, person) for person in where.direct]
+            for channel, person in targets:
+                try:
+                    ref = post(chat, channel, person)
+                except Exception as exc:  # noqa: BLE001 - one surface down must not silence the others
+                    logger.warning("posting failed", extra={"surface": chat.surface, "error": type(exc).__name__})
+                    failures.append(exc)
+                    continue
                 refs += [ref] if ref else []
         if not refs:
+            if failures:
+                raise failures[0]  # nothing got through: let the step fail (and be retried)
             raise NobodyReachable("no chat destination could be reached for this checkpoint")
         return refs
 

@@ -104,10 +104,14 @@ def decisions() -> DecisionService:
 
 @_overridable("chats")
 def chats() -> list[Chat]:
-    """The chat surfaces configured for this deployment (Slack now; Teams when configured)."""
+    """The chat surfaces of this deployment: Slack, and Teams when its bot is configured. A
+    route naming both a Slack and a Teams channel gets a card on each."""
     from signoff.slack.notifier import slack_chat
 
-    return [slack_chat()]
+    found: list[Chat] = [slack_chat()]
+    if teams_configured():
+        found.append(teams_chat())
+    return found
 
 
 @_overridable("callbacks")

@@ -1,0 +1,18 @@
+"""Teams: POST /v1/teams/messages. What the Bot Connector sends the bot (card clicks, installs,
+messages), authenticated by its JWT; follow-up work re-invokes this same function asynchronously."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from signoff.observability import logger, metrics
+from signoff.teams.app import handle
+
+
+# log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: the request carries the bot's JWT,
+# and an activity names people and carries what they typed.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@metrics.log_metrics  # flushes what the decisions emitted (UnauthorizedAttempt), on errors too
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)
