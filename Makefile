@@ -32,7 +32,9 @@ browser:
 synth: $(VENV)/.installed
 	$(BIN)/python infra/app.py
 
-local: install synth
+# The local stack runs the example release workflow too (it embeds a checkpoint).
+local: install
+	SIGNOFF_EXAMPLE=1 $(BIN)/python infra/app.py
 	$(BIN)/python -m local --port $(PORT)
 
 demo: $(VENV)/.installed
