@@ -28,6 +28,7 @@ from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryWorkfl
 from signoff.audit import AuditEvent, EventType
 from signoff.clock import FixedClock
 from signoff.decisions import DecisionService
+from signoff.followups import Followup, Followups
 from signoff.models import Checkpoint, MessageRef
 from signoff.ports import Chat
 from signoff.routing import LoadedRouting, parse_routing
@@ -36,7 +37,6 @@ from signoff.teams.app import TeamsApp
 from signoff.teams.auth import BotAuthenticator, SigningKeys
 from signoff.teams.chat import TeamsChat
 from signoff.teams.connector import BotConnector, BotCredentials
-from signoff.teams.followups import Followup, Followups
 from signoff.teams.identity import TeamsDirectory
 from signoff.teams.store import InMemoryActivityLog, InMemoryReferenceStore
 from tests.helpers import api_event

@@ -13,11 +13,6 @@ the module is skipped without them. Selenium Manager is never used: the driver p
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import pytest
 
-from tests.e2e.conftest import ROOT, LocalSignoff
+from tests.e2e.conftest import ROOT, LocalSignoff, start_local
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -64,53 +59,9 @@ T = TypeVar("T")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
-    """The README's local stack on a free port, started as tests/e2e/conftest.py starts it, but of
-    its own: the page shows every card of the fake workspace, so no other test's cards."""
-    outdir = tmp_path_factory.mktemp("sandbox-cdk.out")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "infra"),
-        "CDK_OUTDIR": str(outdir),
-        "SIGNOFF_POLICY": str(FAST_POLICY),
-        "SIGNOFF_EXAMPLE": "1",
-    }
-    subprocess.run([sys.executable, str(ROOT / "infra" / "app.py")], cwd=ROOT, env=env, check=True, capture_output=True)
-    log_path = tmp_path_factory.mktemp("sandbox-logs") / "local.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "--port", "0", "--outdir", str(outdir)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = None
-    seen: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and url is None:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        seen.append(line)
-        match = re.search(r"listening on (http://\S+)", line)
-        url = match.group(1) if match else None
-    if url is None:
-        proc.kill()
-        log.close()
-        pytest.fail("local stack did not start:\n" + "".join(seen) + log_path.read_text())
-    # Keep draining its output (handler logs go to stdout) so it never blocks on a full pipe.
-    threading.Thread(target=lambda: [log.write(line) for line in proc.stdout or []], daemon=True).start()
-    try:
-        yield LocalSignoff(url)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    """The README's local stack, but of its own: the page shows every card of the fake workspace,
+    so no other test's cards."""
+    yield from start_local(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

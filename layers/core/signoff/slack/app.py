@@ -34,7 +34,7 @@ from signoff.audit import EventType
 from signoff.cards import Act, build_card, hhmm
 from signoff.decisions import Actor, ActResult, DecisionService, Refusal, Refused, check
 from signoff.errors import NotFound
-from signoff.ledger import Change, Entry, apply_change
+from signoff.followups import Followups
 from signoff.models import CHECKPOINT_ID_RE, Checkpoint, MessageRef, Status, VoteKind
 from signoff.observability import logger
 from signoff.ports import Chat, CheckpointRepository
@@ -194,6 +194,8 @@ class Listeners:
         self.repo = repository
         self.directory = directory
         self.chats = chats
+        # Thread questions and escalation notices: the same on every surface (Teams uses it too).
+        self.followups = Followups(repository, decisions.clock, routing, chats)
 
     def actor(self, who: Who) -> Actor:
         return self.directory.actor(enterprise=who.enterprise, team=who.team, user=who.user)
@@ -264,7 +266,7 @@ class Listeners:
             self._ephemeral(client, click, result.text)
         if result.changed:
             if click.act is Act.ESCALATE:
-                cp = self._tell_escalation_route(cp, actor)
+                cp = self.followups.tell_escalation_route(cp, actor.name)
             self.refresh(cp)
 
     def _ephemeral(self, client: WebClient, click: Click, text: str) -> None:
@@ -321,7 +323,7 @@ class Listeners:
         if form is Form.INFO:
             question = value((view.get("state") or {}).get("values") or {}, TEXT_FIELD[form])
             if question and self._asked(cp, actor, question):
-                self._ask_requester(cp, actor, question)
+                self.followups.ask_requester(cp, actor.name, question)
         elif receipt(cp, actor, ACTS[form], self.decisions.clock.now()).changed:
             self.refresh(cp)
 
@@ -331,20 +333,6 @@ class Listeners:
             e.type is EventType.INFO_REQUESTED and e.actor == actor.person and e.data.get("comment") == question
             for e in self.repo.events(cp.id)
         )
-
-    def _ask_requester(self, cp: Checkpoint, actor: Actor, question: str) -> None:
-        requester = cp.request.requester.id
-        mention = requester if self.routing.routing.person(requester) else None
-        card = build_card(cp)
-        text = f"{actor.name} asks: {question}\nThe clock keeps running: {card.deadline or 'no deadline'}"
-        for chat, ref in self._refs(cp, kinds=("card",)):
-            chat.reply(ref, text, mention)
-        if cp.assessment.gate.sensitive and mention:
-            # A sensitive checkpoint's cards are approvers' DMs the requester cannot see: tell them directly.
-            for chat in self.chats:
-                chat.post_notice(None, requester, text, card)
-
-    # -- /signoff ----------------------------------------------------------------------------------
 
     def command(self, ack: Ack, command: dict[str, Any]) -> None:
         text = str(command.get("text") or "").strip()
@@ -388,36 +376,6 @@ class Listeners:
             for ref in cp.messages
             if ref.surface == chat.surface and ref.kind in kinds
         ]
-
-    def _tell_escalation_route(self, cp: Checkpoint, actor: Actor) -> Checkpoint:
-        """Post the escalation notice once (a rerun, or an escalation already told, posts nothing)
-        and keep its refs on the checkpoint so Finalize can update it too."""
-        route = cp.assessment.gate.escalation_route
-        if route is None or any(m.kind == "escalation" for m in cp.messages):
-            return cp
-        where = self.routing.escalation_destinations(
-            route, service=cp.request.service, sensitive=cp.assessment.gate.sensitive
-        )
-        card = build_card(cp)
-        text = f"{actor.name} escalated this checkpoint to {route}. {card.deadline or ''}".strip()
-        refs: list[MessageRef] = []
-        for chat in self.chats:
-            channels = [getattr(c, chat.surface, None) for c in where.channels]
-            targets = [(channel, None) for channel in channels if channel] + [(None, p) for p in where.direct]
-            for channel, person in targets:
-                ref = chat.post_notice(channel, person, text, card)
-                if ref is not None:
-                    refs.append(ref.model_copy(update={"kind": "escalation"}))
-        if not refs:
-            return cp
-
-        def record(current: Checkpoint) -> Change:
-            data = {"escalation": True, "route": route, "destinations": [f"{r.surface}:{r.channel}" for r in refs]}
-            return Change(
-                updates={"messages": [*current.messages, *refs]}, entries=[Entry(EventType.NOTIFIED, "signoff", data)]
-            )
-
-        return apply_change(self.repo, self.decisions.clock, cp.id, record)
 
 
 def _outcome(result: ActResult) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 from signoff.cards import Act, build_card, hhmm
 from signoff.decisions import Actor, DecisionService, Refused, check
 from signoff.errors import NotFound
+from signoff.followups import Followup, Followups
 from signoff.models import CHECKPOINT_ID_RE, Checkpoint, VoteKind
 from signoff.observability import logger
 from signoff.ports import CheckpointRepository, Clock
@@ -39,7 +40,7 @@ from signoff.teams.auth import BotAuthenticator, TeamsAuthError, bearer
 from signoff.teams.cards import REFRESH_VERB, adaptive_card, details_card, details_sections, message_card
 from signoff.teams.chat import audience
 from signoff.teams.connector import BotConnector, ConnectorError, UntrustedServiceUrl
-from signoff.teams.followups import Defer, Followup, Followups, SelfInvoke
+from signoff.teams.followups import Defer, SelfInvoke
 from signoff.teams.identity import TeamsDirectory, base_conversation
 from signoff.teams.inputs import read_inputs
 from signoff.teams.store import ActivityLog, ConversationReference, ReferenceStore
