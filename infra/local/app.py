@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from local import fake_teams
 from local.fake_slack import BOT_TOKEN, FakeSlack
-from local.sandbox import Sandbox
+from local.fake_teams import Conversation, FakeTeams, TeamsUser, bearer_headers, installation_update
+from local.sandbox import TEAMS_EVENTS_PATH, TEAMS_TEAM, Sandbox
 from local.server import LocalApi
 from local.stack import LocalStack
-from signoff.routing import LoadedRouting, load_routing
+from signoff.routing import Channel, LoadedRouting, load_routing
 
 # Documented defaults: the local stack is not a secret-keeping place. Override from the environment.
 SIGNING_SECRET_VAR = "SIGNOFF_LOCAL_SLACK_SIGNING_SECRET"
@@ -19,6 +23,12 @@ DEFAULT_SIGNING_SECRET = "signoff-local-signing-secret"
 # The archive bucket is mirrored here, where `signoff audit` (DuckDB) reads it.
 ARCHIVE_VAR = "SIGNOFF_ARCHIVE"
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[2] / "local-data" / "archive"
+# The bot secret's values: the fake connector's app registration (only keys the CDK secret has are used).
+TEAMS_SECRET_VALUES = {
+    "app_id": fake_teams.APP_ID,
+    "app_password": fake_teams.APP_PASSWORD,
+    "tenant_id": fake_teams.TENANT,
+}
 
 
 @dataclass
@@ -28,6 +38,7 @@ class LocalSignoff:
     port: int = 8080
     signing_secret: str = field(default_factory=lambda: os.environ.get(SIGNING_SECRET_VAR, DEFAULT_SIGNING_SECRET))
     slack: FakeSlack | None = None
+    teams: FakeTeams | None = None  # started when the template has the Teams bot (SIGNOFF_TEAMS=1)
     stack: LocalStack | None = None
     api: LocalApi | None = None
 
@@ -38,15 +49,31 @@ class LocalSignoff:
         os.environ["SIGNOFF_ALLOW_LOOPBACK_CALLBACKS"] = "true"
         self.stack = LocalStack(
             self.outdir,
-            secret_values={"signing_secret": self.signing_secret, "bot_token": BOT_TOKEN},
+            secret_values={"signing_secret": self.signing_secret, "bot_token": BOT_TOKEN, **TEAMS_SECRET_VALUES},
             archive_dir=Path(os.environ.get(ARCHIVE_VAR, DEFAULT_ARCHIVE)),
         ).start()
         routing = load_routing(os.environ["SIGNOFF_ROUTING_PATH"])  # the copy in the synthesized layer
         _register_directory(self.slack, routing)
+        if self._has_teams():
+            self.teams = FakeTeams().start()
+            # The handlers read these lazily, on first use: the fake connector, its keys and login.
+            os.environ["TEAMS_JWKS_URL"] = self.teams.jwks_url
+            os.environ["TEAMS_LOGIN_URL"] = self.teams.login_url
+            os.environ["TEAMS_SERVICE_URL"] = self.teams.service_url
+            os.environ["TEAMS_TRUSTED_HOSTS"] = self.teams.host
+            _register_teams_directory(self.teams, routing)
         self.api = LocalApi(self.stack, self.host, self.port)
-        self.api.sandbox = Sandbox(self.slack, routing, self.signing_secret, self.api.dispatch)
+        self.api.sandbox = Sandbox(self.slack, routing, self.signing_secret, self.api.dispatch, teams=self.teams)
+        if self.teams is not None:
+            _install_bot(self.teams, routing, self.api.dispatch)
         self.api.start()
         return self
+
+    def _has_teams(self) -> bool:
+        """The template declares the Teams bot (synthesized with SIGNOFF_TEAMS=1 / -c teams=true):
+        its route, served by the Teams function with the bot secret."""
+        assert self.stack is not None
+        return self.stack.path_exists(TEAMS_EVENTS_PATH)
 
     def stop(self) -> None:
         if self.api:
@@ -55,6 +82,8 @@ class LocalSignoff:
             self.stack.stop()
         if self.slack:
             self.slack.stop()
+        if self.teams:
+            self.teams.stop()
 
 
 def _register_directory(slack: FakeSlack, routing: LoadedRouting) -> None:
@@ -66,3 +95,38 @@ def _register_directory(slack: FakeSlack, routing: LoadedRouting) -> None:
         if role.slack_usergroup:
             members = [routing.routing.person(m) for m in role.members]
             slack.set_usergroup(role.slack_usergroup, [p.slack.user for p in members if p and p.slack])
+
+
+def _register_teams_directory(teams: FakeTeams, routing: LoadedRouting) -> None:
+    """The fake tenant knows the directory's people by their Entra object ids."""
+    for person in routing.routing.people:
+        if person.teams:
+            teams.add_user(person.teams.aad, name=person.name, email=person.id)
+
+
+def teams_channels(routing: LoadedRouting) -> list[str]:
+    """Every Teams conversation id the routing file names, in order, once."""
+    r = routing.routing
+    channels: list[Channel | None] = [env.channel for env in r.environments.values()]
+    channels += [team.channel for team in r.teams.values()]
+    channels += [route.channel for route in r.escalation_routes.values()]
+    channels.append(r.default_channel)
+    return list(dict.fromkeys(c.teams for c in channels if c is not None and c.teams))
+
+
+def _install_bot(teams: FakeTeams, routing: LoadedRouting, dispatch: Any) -> None:
+    """The bot is added to every routed Teams channel, as an admin adds it: a JWT-signed
+    installationUpdate each, so Signoff stores the conversation references it posts with."""
+    installer = next((p for p in routing.routing.people if p.teams), None)
+    user = (
+        TeamsUser(installer.teams.aad, installer.name, installer.id)
+        if installer is not None and installer.teams is not None
+        else TeamsUser("00000000-0000-4000-8000-00000000ad01", "Local Admin")
+    )
+    for channel in teams_channels(routing):
+        conversation = Conversation(channel, "channel", team_id=TEAMS_TEAM, tenant=teams.tenant)
+        activity = installation_update(user, conversation, service_url=teams.service_url, app_id=teams.app_id)
+        headers = {k.lower(): v for k, v in bearer_headers(teams.mint(activity)).items()}
+        status, _, body = dispatch("POST", TEAMS_EVENTS_PATH, headers, json.dumps(activity).encode())
+        if status != 200:
+            raise RuntimeError(f"installing the Teams bot in {channel} failed: {status} {body[:200]!r}")

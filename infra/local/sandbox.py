@@ -8,6 +8,15 @@ JSON API (the page at /sandbox uses it, and so do the end-to-end tests):
   GET  /sandbox/api/state                  people, channels with their messages, ephemerals, views
   POST /sandbox/api/click   {person, channel, ts, action_id, value}
   POST /sandbox/api/submit  {person, view_id, values: {block_id: text}}
+
+With the Teams bot in the template (SIGNOFF_TEAMS=1) the fake Bot Connector's activities are in
+the state too (under "teams": conversation id -> activities as people see them now), and
+  POST /sandbox/api/teams/click  {person, conversation, activity_id, verb, data}
+sends the card button's invoke (adaptiveCard/action) as that person, with a JWT the fake connector
+signs, to `POST /v1/teams/messages`: same verification, same authorization; and
+  POST /sandbox/api/teams/token  {activity, audience?, issuer?, expires_in?, endorse?, service_url?}
+answers {token}: the fake connector's JWT for an activity built elsewhere (e.g. a test's), tweaked
+as asked, to send to `POST /v1/teams/messages` as it likes.
 """
 
 from __future__ import annotations
@@ -27,21 +36,34 @@ from local.fake_slack import (
     signed_request,
     view_submission_payload,
 )
+from local.fake_teams import ISSUER, Activity, Conversation, FakeTeams, TeamsUser, bearer_headers, invoke_action
 from signoff.routing import LoadedRouting, Person
 
 PAGE = Path(__file__).with_name("sandbox.html")
 EVENTS_PATH = "/v1/slack/events"
+TEAMS_EVENTS_PATH = "/v1/teams/messages"
+# The team every routed Teams channel belongs to locally (the bot is installed in each channel).
+TEAMS_TEAM = "19:signoff-local-team@thread.tacv2"
 
 Dispatch = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
 Reply = tuple[int, dict[str, str], bytes]
 
 
 class Sandbox:
-    def __init__(self, slack: FakeSlack, routing: LoadedRouting, signing_secret: str, dispatch: Dispatch) -> None:
+    def __init__(
+        self,
+        slack: FakeSlack,
+        routing: LoadedRouting,
+        signing_secret: str,
+        dispatch: Dispatch,
+        *,
+        teams: FakeTeams | None = None,
+    ) -> None:
         self.slack = slack
         self.routing = routing
         self.signing_secret = signing_secret
         self.dispatch = dispatch
+        self.teams = teams
 
     def handle(self, method: str, path: str, body: bytes) -> Reply:
         if method == "GET" and path in ("/sandbox", "/sandbox/"):
@@ -56,6 +78,10 @@ class Sandbox:
             return self._act(data, self.click)
         if method == "POST" and path == "/sandbox/api/submit":
             return self._act(data, self.submit)
+        if method == "POST" and path == "/sandbox/api/teams/click" and self.teams is not None:
+            return self._act(data, self.teams_click)
+        if method == "POST" and path == "/sandbox/api/teams/token" and self.teams is not None:
+            return self._act(data, self.teams_token)
         return _json(404, {"error": f"no sandbox route {method} {path}"})
 
     def _act(self, data: dict[str, Any], action: Callable[..., dict[str, Any]]) -> Reply:
@@ -78,11 +104,39 @@ class Sandbox:
                 {**asdict(m), "replies": [asdict(r) for r in self.slack.replies(channel, m.ts)]}
                 for m in self.slack.messages(channel)
             ]
-        return {
+        state: dict[str, Any] = {
             "people": people,
             "channels": channels,
             "ephemerals": self.slack.ephemerals(),
             "views": self.slack.views(),
+        }
+        if self.teams is not None:
+            state["teams"] = self.teams_state()
+        return state
+
+    def teams_state(self) -> dict[str, Any]:
+        """The fake Teams: its people (Entra ids) and each conversation's activities as seen now."""
+        assert self.teams is not None
+        fake = self.teams
+        conversations = {
+            conversation: [
+                {**_activity(a), "replies": [_activity(r) for r in fake.replies(conversation, a.id)]}
+                for a in fake.activities(conversation)
+            ]
+            for conversation in fake.conversations()
+        }
+        people = [
+            {"id": p.id, "name": p.name, "aad": p.teams.aad, "roles": self.routing.routing.roles_of(p.id)}
+            for p in self.routing.routing.people
+            if p.teams
+        ]
+        return {
+            "people": people,
+            "conversations": conversations,
+            "service_url": fake.service_url,
+            "app_id": fake.app_id,
+            "tenant": fake.tenant,
+            "team": TEAMS_TEAM,
         }
 
     # -- acting as a person ----------------------------------------------------------------------
@@ -125,6 +179,42 @@ class Sandbox:
         )
         return self._send(payload, who)
 
+    def teams_click(
+        self, person: str, conversation: str, activity_id: str, verb: str, data: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """`person` clicks the `verb` button (`data`: the button's data with the inputs typed into
+        its ShowCard) on the card `activity_id` of a Teams conversation."""
+        assert self.teams is not None
+        who = self.routing.routing.person(person)
+        if who is None or who.teams is None:
+            raise LookupError(f"{person} has no Teams identity in the directory")
+        user = TeamsUser(who.teams.aad, who.name, who.id)
+        kind = "personal" if conversation.startswith("a:") else "channel"
+        where = Conversation(conversation, kind, team_id=_team_of(conversation, kind), tenant=self.teams.tenant)
+        activity = invoke_action(
+            user, where, verb, dict(data or {}), service_url=self.teams.service_url, reply_to=activity_id,
+            app_id=self.teams.app_id,
+        )  # fmt: skip
+        headers = {k.lower(): v for k, v in bearer_headers(self.teams.mint(activity)).items()}
+        status, _, answer = self.dispatch("POST", TEAMS_EVENTS_PATH, headers, json.dumps(activity).encode())
+        return {"status": status, "answer": _decode(answer), "activity_id": activity["id"]}
+
+    def teams_token(
+        self,
+        activity: dict[str, Any],
+        audience: str | None = None,
+        issuer: str | None = None,
+        expires_in: float = 3600,
+        endorse: bool = True,
+        service_url: str | None = None,
+    ) -> dict[str, Any]:
+        assert self.teams is not None
+        token = self.teams.mint(
+            activity, audience=audience, issuer=issuer or ISSUER, expires_in=expires_in, endorse=endorse,
+            service_url=service_url,
+        )  # fmt: skip
+        return {"token": token}
+
     def _send(self, payload: dict[str, Any], who: Person) -> dict[str, Any]:
         assert who.slack is not None
         views_before = len(self.slack.views())
@@ -141,6 +231,15 @@ class Sandbox:
             "ephemerals": self.slack.ephemerals(who.slack.user)[ephemerals_before:],
             "views": self.slack.views()[views_before:],
         }
+
+
+def _activity(a: Activity) -> dict[str, Any]:
+    return {"id": a.id, "reply_to": a.reply_to, "updates": a.updates, "text": a.text(), "verbs": a.verbs(),
+            "card": a.card, "body": a.body}  # fmt: skip
+
+
+def _team_of(conversation: str, kind: str) -> str | None:
+    return TEAMS_TEAM if kind == "channel" else None
 
 
 def _trigger() -> str:
