@@ -53,6 +53,11 @@ def banner(api: LocalApi, stack: LocalStack, signing_secret: str) -> str:
             f"  Slack sandbox    {url}/sandbox   (cards posted to the fake Slack; click as any person)",
             f"  Slack events     {url}/v1/slack/events",
             f"  signing secret   {signing_secret}   (set {SIGNING_SECRET_VAR} to change it)",
+            *(
+                [f"  Teams messages   {url}/v1/teams/messages   (fake Bot Connector; invokes via /sandbox/api/teams/click)"]
+                if any(r.template == "/v1/teams/messages" for r in stack.routes)
+                else []
+            ),
             f"  tables           {stack.outputs.get('TableName')}, {stack.outputs.get('IdempotencyTableName')}",
             "",
             "Try it:",
