@@ -54,7 +54,7 @@ def banner(api: LocalApi, stack: LocalStack, signing_secret: str) -> str:
             f"  Slack events     {url}/v1/slack/events",
             f"  signing secret   {signing_secret}   (set {SIGNING_SECRET_VAR} to change it)",
             *(
-                [f"  Teams messages   {url}/v1/teams/messages   (fake Bot Connector; invokes via /sandbox/api/teams/click)"]
+                [f"  Teams messages   {url}/v1/teams/messages   (fake Bot Connector; /sandbox/api/teams/click)"]
                 if any(r.template == "/v1/teams/messages" for r in stack.routes)
                 else []
             ),
