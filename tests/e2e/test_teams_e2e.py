@@ -275,3 +275,46 @@ def _click_on(signoff: LocalSignoff, card: dict[str, Any], person: str, checkpoi
         user(signoff, person), conversation, verb, {"checkpoint_id": checkpoint_id},
         service_url=state["service_url"], reply_to=card["id"], app_id=state["app_id"],
     )  # fmt: skip
+
+
+def test_a_teams_click_after_the_decision_says_already_decided(signoff: LocalSignoff) -> None:
+    body = sample("soft")
+    body["signals"]["model_confidence"] = 0.1  # a one-approver hard gate, posted to the team channel
+    cp = create(signoff, body)
+    card = teams_posted(signoff, cp["id"])[0]
+    first = send(signoff, _click_on(signoff, card, "grace@example.com", cp["id"], "approve"))
+    assert first[0] == 200
+    assert decided(signoff, cp["id"])["status"] == "APPROVED"
+    status, late = send(signoff, _click_on(signoff, card, "bob@example.com", cp["id"], "approve"))
+    assert status == 200 and "Already decided" in json.dumps(late)
+    assert types(signoff, cp["id"]).count("voted") == 1
+
+
+def test_a_soft_gate_vetoed_in_teams_is_denied(signoff: LocalSignoff) -> None:
+    cp = create(signoff, sample("soft"))
+    card = teams_posted(signoff, cp["id"])[0]
+    status, _ = send(signoff, _click_on(signoff, card, "bob@example.com", cp["id"], "veto"))
+    assert status == 200
+    assert decided(signoff, cp["id"])["status"] == "DENIED"
+
+
+def test_a_sensitive_checkpoint_reaches_teams_people_directly_never_a_channel(signoff: LocalSignoff) -> None:
+    cp = create(signoff, sample("hard", data_sensitivity="restricted"))
+    cards = teams_posted(signoff, cp["id"])
+    finalized_cards = eventually(lambda: len(teams_cards(signoff, cp["id"])) >= 4 and teams_cards(signoff, cp["id"]))
+    assert cards and all(c["conversation"].startswith("a:") for c in finalized_cards)
+    assert not any(c["conversation"].startswith("19:") for c in finalized_cards)
+
+
+def test_nobody_answers_the_escalation_reaches_the_teams_leads_channel_then_it_expires(signoff: LocalSignoff) -> None:
+    body = sample("soft")
+    body["signals"]["model_confidence"] = 0.1
+    cp = create(signoff, body)
+    assert eventually(
+        lambda: [c for c in teams_cards(signoff, cp["id"]) if c["conversation"] == "19:leads@thread.tacv2"]
+    )
+    final = decided(signoff, cp["id"])
+    assert final["status"] == "EXPIRED"
+    finalized(signoff, cp["id"])
+    # every Teams card, the escalation notice included, ends without buttons
+    assert eventually(lambda: all(not c["verbs"] for c in teams_cards(signoff, cp["id"])))
