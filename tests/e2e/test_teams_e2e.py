@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from local.fake_teams import Conversation, TeamsUser, bearer_headers, invoke_action
+from local.fake_teams import APP_ID, Conversation, TeamsUser, bearer_headers, invoke_action
 from tests.e2e.conftest import FAST_POLICY, ROOT, LocalSignoff, eventually, start_local
 from tests.e2e.test_gates_e2e import buttons, create, decided, finalized, sample, types
 
@@ -217,7 +217,15 @@ def test_a_retried_invoke_adds_no_vote(signoff: LocalSignoff) -> None:
 
 @pytest.mark.parametrize(
     ("case", "status"),
-    [("wrong audience", 401), ("expired token", 401), ("tenant not allowed", 403)],
+    [
+        ("wrong audience", 401),
+        ("wrong issuer", 401),
+        ("expired token", 401),
+        ("foreign signing key", 401),
+        ("serviceUrl mismatch", 401),
+        ("missing msteams endorsement", 401),
+        ("tenant not allowed", 403),
+    ],
 )
 def test_bad_tokens_and_foreign_tenants_are_refused_and_change_nothing(
     signoff: LocalSignoff, case: str, status: int
@@ -225,16 +233,22 @@ def test_bad_tokens_and_foreign_tenants_are_refused_and_change_nothing(
     cp = create(signoff, production())
     teams_posted(signoff, cp["id"])
     before = types(signoff, cp["id"])
-    if case == "wrong audience":
-        activity = click_activity(signoff, "carol@example.com", cp["id"], "approve", {"comment": "ok"})
-        answer = send(signoff, activity, audience="00000000-0000-4000-8000-0000000000ff")
-    elif case == "expired token":
-        activity = click_activity(signoff, "carol@example.com", cp["id"], "approve", {"comment": "ok"})
-        answer = send(signoff, activity, expires_in=-3600)  # expired an hour ago: beyond the 5 min leeway
-    else:
+    activity = click_activity(signoff, "carol@example.com", cp["id"], "approve", {"comment": "ok"})
+    mint: dict[str, Any] = {
+        "wrong audience": {"audience": "00000000-0000-4000-8000-0000000000ff"},
+        "wrong issuer": {"issuer": "https://login.example.com"},
+        "expired token": {"expires_in": -3600},  # an hour ago: beyond the 5 min leeway
+        "serviceUrl mismatch": {"service_url": "https://smba.trafficmanager.net/elsewhere/"},
+        "missing msteams endorsement": {"endorse": False},  # a published key, endorsed for another channel
+    }.get(case, {})
+    if case == "foreign signing key":
+        answer = send(signoff, activity, jwt=_foreign_token(activity))
+    elif case == "tenant not allowed":
         foreign = "0badbad0-0000-4000-8000-000000000bad"
         activity = click_activity(signoff, "carol@example.com", cp["id"], "approve", {"comment": "ok"}, tenant=foreign)
         answer = send(signoff, activity)
+    else:
+        answer = send(signoff, activity, **mint)
     assert answer[0] == status, answer
     now = signoff.checkpoint(cp["id"])
     assert now["status"] == "PENDING" and now["votes"] == []
@@ -318,3 +332,24 @@ def test_nobody_answers_the_escalation_reaches_the_teams_leads_channel_then_it_e
     finalized(signoff, cp["id"])
     # every Teams card, the escalation notice included, ends without buttons
     assert eventually(lambda: all(not c["verbs"] for c in teams_cards(signoff, cp["id"])))
+
+
+def _foreign_token(activity: dict[str, Any]) -> str:
+    """A well-formed connector token signed by a key nobody published (the stack's JWKS refetch
+    finds no such kid)."""
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    claims = {
+        "iss": "https://api.botframework.com",
+        "aud": APP_ID,  # the right bot: only the key is wrong
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "serviceurl": activity["serviceUrl"],
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "not-a-published-key"})
