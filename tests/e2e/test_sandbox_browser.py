@@ -308,3 +308,60 @@ def check_requester_text_is_never_markup(page: SandboxPage, cp: str) -> None:
     card = page.find(css)
     assert not card.find_elements(By.CSS_SELECTOR, "img, script, b")
     assert page.driver.execute_script("return window.__pwned === undefined")
+
+
+# -- the same gate on Teams ------------------------------------------------------------------------
+
+TEAMS_RELEASE = "19:release@thread.tacv2"
+
+
+@pytest.fixture(scope="module")
+def teams_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
+    """A stack with the Teams bot: every route's card goes to its Slack and its Teams channel."""
+    yield from start_local(
+        tmp_path_factory, SIGNOFF_TEAMS="1", SIGNOFF_ROUTING=str(ROOT / "tests" / "e2e" / "routing-teams.yaml")
+    )
+
+
+def test_teams_card_clicked_through_the_sandbox_page(teams_stack: LocalSignoff, browser: webdriver.Chrome) -> None:
+    page = SandboxPage(browser, teams_stack)
+    # The two-person gate, not sensitive: posted to the release channel on both surfaces.
+    body = sample("hard")
+    body["risk"]["data_sensitivity"] = "internal"
+    cp = create(teams_stack, body)
+
+    def teams_card() -> str | None:
+        teams = teams_stack.call("GET", "/sandbox/api/state").body.get("teams") or {}
+        activities = (teams.get("conversations") or {}).get(TEAMS_RELEASE, [])
+        return next((str(a["id"]) for a in activities if cp in json.dumps(a.get("card"))), None)
+
+    activity = wait_for(teams_card, "the Teams card")
+    card = f'[data-testid="teams-conversation-{TEAMS_RELEASE}"] [data-testid="teams-card-{activity}"]'
+    page.open()
+    page.card_shows(card, "Deploy service-api v2.4.1", "0 of 2 approvals", "Why this score")
+    assert page.find(f'{card} a[href^="https://git.example.com/"]').text == "Diff"
+
+    def approve(person: str, comment: str) -> None:
+        page.act_as(person)
+        page.click(f'{card} [data-testid="teams-show-approve"]', f"Approve (show card) as {person}")
+        field = page.until(lambda: page.find(f'{card} [data-testid="teams-field-comment"]'), "the comment field")
+        field.clear()
+        field.send_keys(comment)
+        page.click(f'{card} [data-testid="teams-btn-approve"]', f"Approve as {person}")
+
+    # The requester is refused: the card answered to her says why.
+    approve("alice@example.com", "mine to ship")
+    page.card_shows(card, "Separation of duties")
+    assert page.find(f'{card} [data-testid="teams-personal"]')
+    page.shoot("teams-refused")
+
+    # Carol approves with a comment: her answered card shows her vote, 1 of 2.
+    approve("carol@example.com", "Migration window agreed.")
+    page.card_shows(card, "1 of 2")
+    assert "Separation of duties" not in page.text(card)
+    now = teams_stack.call("GET", f"/v1/checkpoints/{cp}").body
+    assert now["status"] == "PENDING"
+    assert [(v["approver"], v["comment"]) for v in now["votes"]] == [("carol@example.com", "Migration window agreed.")]
+    page.shoot("teams")
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[no-untyped-call]
+    assert not severe, severe
