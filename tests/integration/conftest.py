@@ -58,8 +58,10 @@ def create_tables(
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _no_network() -> Iterator[None]:
+    # Per test, not per session: a session-wide ban outlives this suite and would refuse the
+    # loopback HTTP of end-to-end tests that run later on the same xdist worker.
     with offline():
         yield
 

@@ -9,13 +9,15 @@ import pytest
 
 from tests.helpers import offline
 
-# Captured at import (collection), before the session's offline() patch replaces them.
+# Captured at import (collection), before any test's offline() patch replaces them.
 _REAL_CREATE_CONNECTION = socket.create_connection
 _REAL_CONNECT = _socket.socket.connect
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def _no_network() -> Iterator[None]:
+    # Per test, not per session: a session-wide ban outlives this suite and would refuse the
+    # loopback HTTP of end-to-end tests that run later on the same xdist worker.
     with offline():
         yield
 
