@@ -44,6 +44,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from bench.context import FakeLambdaContext
+
 if TYPE_CHECKING:
     from signoff.models import CheckpointRequest
     from signoff.policy import LoadedPolicy
@@ -192,20 +194,6 @@ def _profile(work: Callable[[], object]) -> None:
 # -- intake ------------------------------------------------------------------------------------
 
 
-class FakeLambdaContext:
-    """What Powertools reads from a Lambda context (logger keys, idempotency lock deadline)."""
-
-    function_name = "signoff-intake-bench"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:signoff-intake-bench"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
 def load_handler(name: str) -> ModuleType:
     """functions/<name>/handler.py as a module, loaded by path like the Lambda runtime would."""
     path = FUNCTIONS / name / "handler.py"
@@ -253,7 +241,7 @@ def _latencies_ms(handler: Callable[[dict[str, Any], Any], dict[str, Any]], warm
         if i == warmup:
             gc.collect()  # start the measured run without the warm-up's garbage
         event = checkpoint_event(body, f"bench-{run_id}-{i}")
-        context = FakeLambdaContext()
+        context = FakeLambdaContext("signoff-intake-bench")
         start = time.perf_counter_ns()
         response = handler(event, context)
         elapsed = time.perf_counter_ns() - start

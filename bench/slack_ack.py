@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import BoltRequest
 from slack_bolt.lazy_listener import LazyListenerRunner
 
+from bench.context import FakeLambdaContext
+
 if TYPE_CHECKING:
     from local.fake_slack import FakeSlack
     from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryWorkflow
@@ -76,20 +78,6 @@ class RecordingLazyRunner(LazyListenerRunner):
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
         self.started.append(getattr(function, "__name__", repr(function)))
-
-
-class SlackContext:
-    """What Powertools and bolt's Lambda adapter read from a Lambda context."""
-
-    function_name = "signoff-slack-bench"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:signoff-slack-bench"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def slack_event(body: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -218,7 +206,7 @@ class SlackBench:
         """One click of `kind`: its ack latency in ms, after checking what it did. A profiler, if
         given, runs around the handler call only."""
         event, verify = self.prepare(kind)
-        context = SlackContext()
+        context = FakeLambdaContext("signoff-slack-bench")
         self.runner.started.clear()
         if profiler is not None:
             profiler.enable()

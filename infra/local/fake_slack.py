@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from local.loopback import LoopbackServer
+
 BOT_TOKEN = "xoxb-signoff-local"
 TEAM = "T0SIGNOFF"
 APP_ID = "A0SIGNOFF"
@@ -94,16 +96,16 @@ class _Scripted:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """Start with `with FakeSlack() as fake:` (or start()/stop()); `fake.url` is the API base URL."""
+
+    thread_name = "fake-slack"
 
     def __init__(self, *, token: str = BOT_TOKEN, team: str = TEAM, host: str = "127.0.0.1", port: int = 0) -> None:
         self.token = token
         self.team = team
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler_class(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(ThreadingHTTPServer((host, port), _handler_class(self)))
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.unknown_channels: set[str] = set()
@@ -122,26 +124,6 @@ class FakeSlack:
     def response_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/actions/{self.team}/1/response"
-
-    def start(self) -> FakeSlack:
-        # A short poll interval: stop() waits for the serving loop to notice.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget every call and message (users, groups and scripted failures stay)."""

@@ -37,6 +37,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from local.loopback import LoopbackServer
+
 APP_ID = "5160ff00-0000-4000-8000-00000000b07a"
 APP_PASSWORD = "signoff-local-bot-password"
 TENANT = "5160ff00-0000-4000-8000-00000000c0de"
@@ -220,9 +222,11 @@ class TeamsUser:
         return member
 
 
-class FakeTeams:
+class FakeTeams(LoopbackServer):
     """Start with `with FakeTeams() as fake:` (or start()/stop()). `fake.service_url` is the
     connector's service URL, `fake.login_url` the token endpoint's base, `fake.jwks_url` the keys."""
+
+    thread_name = "fake-teams"
 
     def __init__(
         self,
@@ -246,9 +250,7 @@ class FakeTeams:
         self._lock = threading.Lock()
         self._scripted: dict[str, list[_Scripted]] = {}
         self._tokens: set[str] = set()
-        self._server = ThreadingHTTPServer((host, port), _handler_class(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(ThreadingHTTPServer((host, port), _handler_class(self)))
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -273,25 +275,6 @@ class FakeTeams:
     @property
     def host(self) -> str:
         return str(self._server.server_address[0])
-
-    def start(self) -> FakeTeams:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-teams", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeTeams:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget every call and activity (users, keys and scripted failures stay)."""
