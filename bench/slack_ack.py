@@ -2,7 +2,7 @@
 
 Each timed request is a signed block_actions click as Slack posts it, in an API Gateway REST proxy
 event, through what functions/slack/handler.py runs: Powertools' inject_lambda_context, then
-`signoff.slack.app.handle` on `request_handler(build_app(...))` - bolt's signature check and
+`signoff.surfaces.slack.app.handle` on `request_handler(build_app(...))` - bolt's signature check and
 authorize, the directory lookup, DecisionService.act, views.open when the act needs a modal, and
 the ack. The app runs on in-memory fakes (checkpoints, workflow) and a SystemClock; the Web API is
 infra/local/fake_slack.py's FakeSlack on 127.0.0.1.
@@ -44,11 +44,11 @@ from bench.context import FakeLambdaContext
 
 if TYPE_CHECKING:
     from local.fake_slack import FakeSlack
-    from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryWorkflow
-    from signoff.decisions import DecisionService
-    from signoff.models import Checkpoint, CheckpointRequest
-    from signoff.service import CheckpointService
-    from signoff.slack.identity import SlackDirectory
+    from signoff.domain.models import Checkpoint, CheckpointRequest
+    from signoff.surfaces.slack.identity import SlackDirectory
+    from signoff.testing.memory import InMemoryCheckpointRepository, InMemoryWorkflow
+    from signoff.usecases.decisions import DecisionService
+    from signoff.usecases.intake import CheckpointService
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
@@ -148,7 +148,7 @@ class SlackBench:
         return cp, token
 
     def vote(self, cp: Checkpoint, name: str) -> None:
-        from signoff.cards import Act
+        from signoff.domain.acts import Act
 
         actor = self.directory.actor(enterprise=None, team=self.fake.team, user=self.users[name])
         result = self.decisions.act(cp.id, actor, Act.APPROVE)
@@ -178,7 +178,7 @@ class SlackBench:
         raise ValueError(kind)
 
     def _approved(self, cp: Checkpoint, token: str) -> None:
-        from signoff.models import Status
+        from signoff.domain.models import Status
 
         now = self.repo.get(cp.id)
         answer = self.workflow.answers.get(token)
@@ -186,14 +186,14 @@ class SlackBench:
             raise RuntimeError(f"the approve click did not decide {cp.id}: {now.status}, answer {answer}")
 
     def _refused(self, cp: Checkpoint) -> None:
-        from signoff.audit import EventType
+        from signoff.audit.events import EventType
 
         last = self.repo.events(cp.id)[-1]
         if last.type is not EventType.REFUSED or last.data.get("refusal") != "unauthorized":
             raise RuntimeError(f"mallory's click was not refused and audited: {last.type} {last.data}")
 
     def _opened(self, cp: Checkpoint, views_before: int) -> None:
-        from signoff.slack.blocks import Form
+        from signoff.surfaces.slack.blocks import Form
 
         views = self.fake.views()  # what FakeSlack accepted and stored
         view = views[-1] if len(views) == views_before + 1 else {}
@@ -228,7 +228,7 @@ def _policy() -> Any:
     votes; otherwise Approve opens the comment form)."""
     import yaml
 
-    from signoff.policy import parse_policy
+    from signoff.domain.policy import parse_policy
 
     data = yaml.safe_load(POLICY_PATH.read_text(encoding="utf-8"))
     data["gates"]["two-person"]["comment_required"] = False
@@ -239,16 +239,16 @@ def _policy() -> Any:
 def slack_bench() -> Iterator[SlackBench]:
     from aws_lambda_powertools.logging import correlation_paths
 
-    from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryWorkflow
-    from signoff.clock import SystemClock
-    from signoff.decisions import DecisionService
-    from signoff.models import CheckpointRequest
+    from signoff.adapters.clock import SystemClock
+    from signoff.domain.models import CheckpointRequest
+    from signoff.domain.routing import load_routing
     from signoff.observability import logger
-    from signoff.routing import load_routing
-    from signoff.service import CheckpointService
-    from signoff.slack.app import build_app, handle, request_handler
-    from signoff.slack.identity import SlackDirectory
-    from signoff.slack.notifier import SlackChat, web_client
+    from signoff.surfaces.slack.app import build_app, handle, request_handler
+    from signoff.surfaces.slack.chat import SlackChat, web_client
+    from signoff.surfaces.slack.identity import SlackDirectory
+    from signoff.testing.memory import InMemoryCheckpointRepository, InMemoryWorkflow
+    from signoff.usecases.decisions import DecisionService
+    from signoff.usecases.intake import CheckpointService
 
     with _infra_importable():
         from local.fake_slack import FakeSlack

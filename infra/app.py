@@ -13,9 +13,9 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from signoff.errors import PolicyError
-from signoff.policy import load_policy
-from signoff.routing import load_routing
+from signoff.domain.errors import PolicyError
+from signoff.domain.policy import load_policy
+from signoff.domain.routing import load_routing
 from signoff_infra.stack import SignoffStack
 
 ROOT = Path(__file__).resolve().parents[1]

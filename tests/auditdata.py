@@ -20,11 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from signoff.archive import archive_key, archive_record, encode
-from signoff.audit import AuditEvent
-from signoff.cards import Act
-from signoff.models import Checkpoint, OutcomeKind, OutcomeRequest, Status
-from signoff.steps import ESCALATION, INITIAL
+from signoff.audit.events import AuditEvent
+from signoff.audit.records import archive_key, archive_record, encode
+from signoff.domain.acts import Act
+from signoff.domain.models import Checkpoint, OutcomeKind, OutcomeRequest, Status
+from signoff.usecases.workflow_steps import ESCALATION, INITIAL
 from tests.gates import ALICE, BOB, CAROL, DAVE, GRACE, MALLORY, SECRET_TOKEN, Gates, actor, gates, stranger
 from tests.helpers import CALLER_ARN, stored_checkpoints
 

@@ -8,16 +8,16 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from signoff.adapters.memory import InMemoryChat, InMemoryCheckpointRepository, InMemoryWorkflow
-from signoff.audit import AuditEvent, EventType, verify_chain
-from signoff.clock import FixedClock
-from signoff.decisions import Actor, DecisionService
-from signoff.models import Checkpoint
-from signoff.policy import LoadedPolicy
+from signoff.audit.events import AuditEvent, EventType, verify_chain
+from signoff.domain.acts import Actor
+from signoff.domain.models import Checkpoint
+from signoff.domain.policy import LoadedPolicy
+from signoff.domain.routing import LoadedRouting, load_routing
 from signoff.ports import CheckpointRepository
-from signoff.routing import LoadedRouting, load_routing
-from signoff.service import CheckpointService
-from signoff.steps import Steps
+from signoff.testing.memory import FixedClock, InMemoryChat, InMemoryCheckpointRepository, InMemoryWorkflow
+from signoff.usecases.decisions import DecisionService
+from signoff.usecases.intake import CheckpointService
+from signoff.usecases.workflow_steps import Steps
 from tests.helpers import CALLER_ARN, REPO_ROOT, derived_policy, make_request, shipped_policy, stored_checkpoints
 
 ROUTING_PATH = REPO_ROOT / "routing.yaml"

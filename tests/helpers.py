@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryIdempotencyStore
-from signoff.audit import AuditEvent, EventType, chain_event
-from signoff.clock import FixedClock
-from signoff.models import Checkpoint, CheckpointRequest, Status
-from signoff.policy import LoadedPolicy, load_policy, parse_policy
+from signoff.audit.events import AuditEvent, EventType, chain_event
+from signoff.domain.models import Checkpoint, CheckpointRequest, Status
+from signoff.domain.policy import LoadedPolicy, load_policy, parse_policy
 from signoff.ports import CheckpointRepository
-from signoff.service import CheckpointService
+from signoff.testing.memory import FixedClock, InMemoryCheckpointRepository
+from signoff.usecases.intake import CheckpointService
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = REPO_ROOT / "events"
@@ -106,28 +105,23 @@ class FakeLambdaContext:
 class MemoryWiring:
     service: CheckpointService
     repo: CheckpointRepository
-    store: InMemoryIdempotencyStore | None
     clock: FixedClock
 
 
 def memory_service(
     *,
     policy: LoadedPolicy | None = None,
-    idempotency: bool = True,
     repo: CheckpointRepository | None = None,
 ) -> MemoryWiring:
     """A CheckpointService on in-memory fakes (or the given repository) and a fixed clock."""
     repo = repo if repo is not None else InMemoryCheckpointRepository()
-    store = InMemoryIdempotencyStore() if idempotency else None
     clock = FixedClock()
     service = CheckpointService(
         repo=repo,
         policy=policy or shipped_policy(),
         clock=clock,
-        idempotency_store=store,
     )
-    service.bind_lambda_context(FakeLambdaContext())
-    return MemoryWiring(service=service, repo=repo, store=store, clock=clock)
+    return MemoryWiring(service=service, repo=repo, clock=clock)
 
 
 def stored_checkpoints(repo: CheckpointRepository) -> list[Any]:

@@ -25,20 +25,19 @@ from local.fake_slack import (
     slash_command_body,
     view_submission_payload,
 )
-from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryWorkflow
-from signoff.audit import AuditEvent, EventType
-from signoff.cards import build_card
-from signoff.clock import FixedClock
-from signoff.decisions import DecisionService
-from signoff.ledger import Change, Entry, apply_change
-from signoff.models import Checkpoint, MessageRef
-from signoff.policy import LoadedPolicy
+from signoff.audit.changes import Change, Entry, apply_change
+from signoff.audit.events import AuditEvent, EventType
+from signoff.domain.cards import build_card
+from signoff.domain.models import Checkpoint, MessageRef
+from signoff.domain.policy import LoadedPolicy
+from signoff.domain.routing import LoadedRouting, Person, load_routing, parse_routing
 from signoff.ports import TaskToken
-from signoff.routing import LoadedRouting, Person, load_routing, parse_routing
-from signoff.service import CheckpointService
-from signoff.slack.app import InlineLazyListenerRunner, build_app, handle, request_handler
-from signoff.slack.identity import SlackDirectory
-from signoff.slack.notifier import SlackChat, web_client
+from signoff.surfaces.slack.app import InlineLazyListenerRunner, build_app, handle, request_handler
+from signoff.surfaces.slack.chat import SlackChat, web_client
+from signoff.surfaces.slack.identity import SlackDirectory
+from signoff.testing.memory import FixedClock, InMemoryCheckpointRepository, InMemoryWorkflow
+from signoff.usecases.decisions import DecisionService
+from signoff.usecases.intake import CheckpointService
 from tests.helpers import REPO_ROOT, FakeLambdaContext, api_event, make_request, shipped_policy
 
 ROUTING_PATH = REPO_ROOT / "routing.yaml"

@@ -24,21 +24,25 @@ from local.fake_teams import (
     message_activity,
     unescape,
 )
-from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryWorkflow
-from signoff.audit import AuditEvent, EventType
-from signoff.clock import FixedClock
-from signoff.decisions import DecisionService
-from signoff.followups import Followup, Followups
-from signoff.models import Checkpoint, MessageRef
+from signoff.audit.events import AuditEvent, EventType
+from signoff.domain.models import Checkpoint, MessageRef
+from signoff.domain.routing import LoadedRouting, parse_routing
 from signoff.ports import Chat
-from signoff.routing import LoadedRouting, parse_routing
-from signoff.steps import Steps
-from signoff.teams.app import TeamsApp
-from signoff.teams.auth import BotAuthenticator, SigningKeys
-from signoff.teams.chat import TeamsChat
-from signoff.teams.connector import BotConnector, BotCredentials
-from signoff.teams.identity import TeamsDirectory
-from signoff.teams.store import InMemoryActivityLog, InMemoryReferenceStore
+from signoff.surfaces.teams.app import TeamsApp
+from signoff.surfaces.teams.auth import BotAuthenticator, SigningKeys
+from signoff.surfaces.teams.chat import TeamsChat
+from signoff.surfaces.teams.connector import BotConnector, BotCredentials
+from signoff.surfaces.teams.identity import TeamsDirectory
+from signoff.testing.memory import (
+    FixedClock,
+    InMemoryActivityLog,
+    InMemoryCheckpointRepository,
+    InMemoryReferenceStore,
+    InMemoryWorkflow,
+)
+from signoff.usecases.decisions import DecisionService
+from signoff.usecases.followups import Followup, Followups
+from signoff.usecases.workflow_steps import Steps
 from tests.helpers import api_event
 from tests.slackfakes import ROUTING_PATH, TASK_TOKEN, loopback_only, make_checkpoint
 

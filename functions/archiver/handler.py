@@ -12,8 +12,8 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff import wiring
-from signoff.archiver import ArchiveError, archive_stream_record
+from signoff import composition
+from signoff.audit.archiver import ArchiveError, archive_stream_record
 from signoff.observability import logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
@@ -21,7 +21,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 def record_handler(record: DynamoDBRecord) -> None:
     try:
-        key = archive_stream_record(record.raw_event, wiring.archive())
+        key = archive_stream_record(record, composition.archive())
     except ArchiveError as exc:
         # The reason and the record's id only: records carry the event's data.
         logger.error("audit event not archived", extra={"reason": str(exc), "event_id": record.event_id})

@@ -5,7 +5,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff import wiring
+from signoff import composition
 from signoff.observability import logger, metrics, tracer
 
 
@@ -14,4 +14,4 @@ from signoff.observability import logger, metrics, tracer
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(checkpoint_id=event["checkpoint_id"])
-    return wiring.steps().finalize(event["checkpoint_id"], event.get("decision"))
+    return composition.steps().finalize(event["checkpoint_id"], event.get("decision"))

@@ -6,13 +6,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff import wiring
-from signoff.embed import handle_embedded, is_embedded
-from signoff.http import handle
+from signoff import composition
+from signoff.api import checkpoints
+from signoff.api.http import handle
 from signoff.observability import logger, metrics, tracer
-from signoff.routes import checkpoints
+from signoff.usecases.embed import handle_embedded, is_embedded
 
-app = checkpoints.build()
+app = checkpoints.build(composition.api_service)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -20,5 +20,5 @@ app = checkpoints.build()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_embedded(event):
-        return handle_embedded(event, wiring.api_service(), wiring.workflow())
+        return handle_embedded(event, composition.api_service(), composition.workflow())
     return handle(app, event, context)

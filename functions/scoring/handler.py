@@ -5,11 +5,12 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff.http import build_app, handle
+from signoff import composition
+from signoff.api import scoring
+from signoff.api.http import build_app, handle
 from signoff.observability import logger, metrics, tracer
-from signoff.routes import scoring
 
-app = build_app(scoring.router)
+app = build_app(scoring.routes(composition.policy))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -5,13 +5,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from signoff import wiring
+from signoff import composition
 from signoff.observability import logger, metrics, tracer
-from signoff.sweeper import sweep
+from signoff.usecases.sweeper import sweep
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return sweep(wiring.repository(), wiring.clock()).summary()
+    return sweep(composition.repository(), composition.clock()).summary()

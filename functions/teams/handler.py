@@ -6,8 +6,9 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from signoff import composition
 from signoff.observability import logger, metrics
-from signoff.teams.app import handle
+from signoff.surfaces.teams.app import handle
 
 
 # log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: the request carries the bot's JWT,
@@ -15,4 +16,4 @@ from signoff.teams.app import handle
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 @metrics.log_metrics  # flushes what the decisions emitted (UnauthorizedAttempt), on errors too
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, context)
+    return handle(event, composition.teams_app(), composition.self_invoke(context.invoked_function_arn))

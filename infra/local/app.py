@@ -15,7 +15,7 @@ from local.fake_teams import Conversation, FakeTeams, TeamsUser, bearer_headers,
 from local.sandbox import TEAMS_EVENTS_PATH, TEAMS_TEAM, Sandbox
 from local.server import LocalApi
 from local.stack import LocalStack
-from signoff.routing import Channel, LoadedRouting, load_routing
+from signoff.domain.routing import Channel, LoadedRouting, load_routing
 
 # Documented defaults: the local stack is not a secret-keeping place. Override from the environment.
 SIGNING_SECRET_VAR = "SIGNOFF_LOCAL_SLACK_SIGNING_SECRET"

@@ -20,8 +20,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from signoff.archive import COLUMNS, PREFIX
-from signoff.archiver import AUDIT_EVENT
+from signoff.audit.archiver import AUDIT_EVENT
+from signoff.audit.records import COLUMNS, PREFIX
 from signoff_infra import nag
 from signoff_infra.functions import SignoffFunction
 
@@ -201,7 +201,7 @@ class AuditArchive(Construct):
             database_name=self.database.ref,  # Ref is the name: the table waits for its database
             table_input=glue.CfnTable.TableInputProperty(
                 name=TABLE_NAME,
-                description="One row per audit event (signoff.archive.COLUMNS)",
+                description="One row per audit event (signoff.audit.records.COLUMNS)",
                 table_type="EXTERNAL_TABLE",
                 # Partition projection: partitions are computed from dt, so no crawler and no
                 # MSCK REPAIR, and a new day's events are queryable at once.

@@ -121,7 +121,7 @@ class Monitoring(Construct):
             description="Every 5 minutes: count pending checkpoints and the ones stalled past their deadline",
             layer=layer,
             environment=environment,
-            # Pages through every pending checkpoint (bounded by signoff.sweeper.MAX_PAGES).
+            # Pages through every pending checkpoint (bounded by signoff.usecases.sweeper.MAX_PAGES).
             timeout=cdk.Duration.seconds(60),
         )
         table.grant_read_data(sweeper.function)

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from signoff.policy import LoadedPolicy
+from signoff.domain.policy import LoadedPolicy
 from signoff_infra import nag
 from signoff_infra.api import SignoffApi
 from signoff_infra.audit import AuditArchive

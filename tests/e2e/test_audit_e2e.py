@@ -53,7 +53,7 @@ def create(stack: LocalSignoff, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "signoff.cli", *args], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "signoff.tools.cli", *args], cwd=ROOT, capture_output=True, text=True)
 
 
 def query(stack: LocalSignoff, name: str, archive: Path | None = None) -> list[dict[str, Any]]:

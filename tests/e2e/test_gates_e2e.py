@@ -70,7 +70,7 @@ def pending_with(signoff: LocalSignoff, request_id: str) -> dict[str, Any]:
 
 def run_cli(signoff: LocalSignoff, request: Any) -> subprocess.Popen[str]:
     """`signoff request FILE --wait`, as a pipeline step runs it."""
-    command = [sys.executable, "-m", "signoff.cli", "request", str(request), "--url", signoff.url, "--wait"]
+    command = [sys.executable, "-m", "signoff.tools.cli", "request", str(request), "--url", signoff.url, "--wait"]
     return subprocess.Popen(
         [*command, "--timeout", "50s", "--poll", "1s"],
         cwd=ROOT,

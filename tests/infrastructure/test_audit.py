@@ -20,7 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
-from signoff.archive import COLUMNS
+from signoff.audit.records import COLUMNS
 from signoff_infra import nag
 from signoff_infra.audit import QUERIES, AuditArchive
 from signoff_infra.data import DataTables

@@ -14,8 +14,8 @@ import pytest
 from app import ROOT, build_app
 from aws_cdk.assertions import Match, Template
 
-from signoff.errors import PolicyError
-from signoff.policy import load_policy
+from signoff.domain.errors import PolicyError
+from signoff.domain.policy import load_policy
 from signoff_infra.stack import SignoffStack
 
 pytestmark = [pytest.mark.infrastructure, pytest.mark.xdist_group("cdk")]

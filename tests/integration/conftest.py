@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from signoff import wiring
+from signoff import composition
 from signoff.adapters.dynamodb import STATUS_INDEX, DynamoCheckpointRepository
 from tests.helpers import POLICY_PATH, REPO_ROOT, Tables, offline
 
@@ -84,9 +84,9 @@ def tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tables]:
             roleArn="arn:aws:iam::123456789012:role/signoff-test",
         )
         monkeypatch.setenv("APPROVAL_STATE_MACHINE_ARN", machine["stateMachineArn"])
-        wiring.reset()
+        composition.reset()
         yield Tables(client=client, table_name=TABLE_NAME, idempotency_table_name=IDEMPOTENCY_TABLE_NAME)
-        wiring.reset()
+        composition.reset()
 
 
 @pytest.fixture

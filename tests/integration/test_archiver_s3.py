@@ -13,9 +13,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto import mock_aws
 
-from signoff import wiring
-from signoff.archive import archive_key, archive_record, encode
-from signoff.archiver import CONTENT_TYPE
+from signoff import composition
+from signoff.adapters.s3_archive import CONTENT_TYPE
+from signoff.audit.records import archive_key, archive_record, encode
 from tests.helpers import invoke, load_handler
 from tests.unit.test_archiver import checkpoint_with_items, stream_record, tampered
 
@@ -32,9 +32,9 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
         client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        wiring.reset()
+        composition.reset()
         yield client
-        wiring.reset()
+        composition.reset()
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_an_unavailable_archive_fails_every_record_so_the_batch_is_retried(
 ) -> None:
     # Given an archive bucket that does not exist
     monkeypatch.setenv("ARCHIVE_BUCKET", "signoff-test-missing-bucket")
-    wiring.reset()
+    composition.reset()
     _, _, items = checkpoint_with_items()
     batch = _batch(stream_record(items["EVT#00000001"], sequence_number="7"))
     # When the archiver handles a batch / Then the invocation fails (Lambda retries and bisects it)

@@ -6,9 +6,9 @@ import pytest
 
 from signoff.adapters.dynamodb import DynamoCheckpointRepository
 from signoff.adapters.keys import encode_token
-from signoff.audit import EventType, verify_chain
-from signoff.errors import AlreadyExists, InvalidPageToken, NotFound, StaleCheckpoint
-from signoff.models import Checkpoint, OutcomeKind, OutcomeRequest, Status
+from signoff.audit.events import EventType, verify_chain
+from signoff.domain.errors import AlreadyExists, InvalidPageToken, NotFound, StaleCheckpoint
+from signoff.domain.models import Checkpoint, OutcomeKind, OutcomeRequest, Status
 from tests.helpers import CALLER_ARN, MemoryWiring, Tables, make_request, memory_service, next_change
 
 pytestmark = pytest.mark.integration
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def service(repo: DynamoCheckpointRepository) -> MemoryWiring:
     """The real service over the DynamoDB repository (no idempotency store: not under test here)."""
-    return memory_service(repo=repo, idempotency=False)
+    return memory_service(repo=repo)
 
 
 def _create(service: MemoryWiring, gate: str) -> Checkpoint:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from signoff.audit import EventType
-from signoff.models import Checkpoint, Status, VoteKind
-from signoff.slack.blocks import Form
+from signoff.audit.events import EventType
+from signoff.domain.models import Checkpoint, Status, VoteKind
+from signoff.surfaces.slack.blocks import Form
 from tests.helpers import derived_policy
 from tests.slackfakes import TASK_TOKEN, SlackWorld, routing_with, slack_world
 

@@ -17,13 +17,12 @@ from moto import mock_aws
 from slack_bolt.adapter.aws_lambda.lazy_listener_runner import LambdaLazyListenerRunner
 
 from local.fake_slack import interactivity_body, signed_request, view_submission_payload
-from signoff import wiring
-from signoff.audit import EventType
-from signoff.cards import build_card
-from signoff.models import Status
-from signoff.slack import app as slack_app
-from signoff.slack import notifier
-from signoff.slack.blocks import Form
+from signoff import composition
+from signoff.audit.events import EventType
+from signoff.domain.cards import build_card
+from signoff.domain.models import Status
+from signoff.surfaces.slack.blocks import Form
+from signoff.surfaces.slack.chat import SlackChat
 from tests.helpers import FakeLambdaContext, api_event, load_handler
 from tests.slackfakes import SIGNING_SECRET, TASK_TOKEN, SlackWorld, slack_world
 
@@ -59,16 +58,14 @@ def deployed(
         monkeypatch.setenv("SLACK_API_URL", world.fake.url)
         caplog.set_level(logging.DEBUG)  # from here on: the test's own secret is not the point
         caplog.set_level(logging.DEBUG, logger="signoff")
-        wiring.reset()
-        wiring.override(repository=world.repo, routing=world.routing, clock=world.clock, decisions=world.decisions)
+        composition.reset()
+        composition.override(repository=world.repo, routing=world.routing, clock=world.clock, decisions=world.decisions)
         lam = RecordingLambda()
-        handler = slack_app.lambda_request_handler()
+        handler = composition.slack_handler()
         handler.app.listener_runner.lazy_listener_runner = LambdaLazyListenerRunner(logging.getLogger("test"), lam)
         yield world, lam
-        slack_app.lambda_request_handler.cache_clear()
-        notifier.slack_chat.cache_clear()
         parameters.clear_caches()
-        wiring.reset()
+        composition.reset()
 
 
 def _event(body: str) -> dict[str, Any]:
@@ -154,8 +151,8 @@ def test_the_slack_chat_for_the_steps_comes_from_settings_and_the_secret(
 ) -> None:
     world, _ = deployed
 
-    chat = wiring.chats()[0]
+    chat = composition.chats()[0]
     ref = chat.post_card("C0SIGNOFF", None, build_card(world.open("soft")))
 
-    assert isinstance(chat, notifier.SlackChat) and notifier.slack_chat() is chat
+    assert isinstance(chat, SlackChat) and composition.slack_chat() is chat
     assert ref is not None and world.fake.calls("chat.postMessage")[-1].token == world.fake.token

@@ -9,11 +9,11 @@ import pytest
 from slack_sdk.errors import SlackApiError
 
 from local.fake_slack import FakeSlack
-from signoff.cards import build_card
-from signoff.models import MessageRef
-from signoff.routing import LoadedRouting
-from signoff.slack.blocks import card_blocks
-from signoff.slack.notifier import SlackChat, web_client
+from signoff.domain.cards import build_card
+from signoff.domain.models import MessageRef
+from signoff.domain.routing import LoadedRouting
+from signoff.surfaces.slack.blocks import card_blocks
+from signoff.surfaces.slack.chat import SlackChat, web_client
 from tests.slackfakes import fake_slack, make_checkpoint, routing_with, shipped_routing
 
 pytestmark = pytest.mark.integration

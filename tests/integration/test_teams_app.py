@@ -13,11 +13,11 @@ import pytest
 
 from local.fake_slack import FakeSlack
 from local.fake_teams import Conversation, FakeTeams, SigningKey, card_verbs, conversation_update, installation_update
-from signoff.adapters.memory import InMemoryChat
-from signoff.audit import EventType
-from signoff.models import Checkpoint, Status, VoteKind
-from signoff.slack.notifier import SlackChat, web_client
-from signoff.teams.connector import ConnectorError
+from signoff.audit.events import EventType
+from signoff.domain.models import Checkpoint, Status, VoteKind
+from signoff.surfaces.slack.chat import SlackChat, web_client
+from signoff.surfaces.teams.connector import ConnectorError
+from signoff.testing.memory import InMemoryChat
 from tests.helpers import derived_policy
 from tests.slackfakes import TASK_TOKEN
 from tests.teamsfakes import (
@@ -456,7 +456,7 @@ def test_installing_the_bot_stores_where_it_may_post_and_removing_it_stops_posts
 
 
 def _any_card(world: TeamsWorld) -> Any:
-    from signoff.cards import build_card
+    from signoff.domain.cards import build_card
     from tests.slackfakes import make_checkpoint
 
     return build_card(make_checkpoint("soft", routing=world.routing, repo=world.repo, clock=world.clock))

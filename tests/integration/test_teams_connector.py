@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from local.fake_teams import FakeTeams
-from signoff.cards import build_card
-from signoff.models import MessageRef
-from signoff.teams.chat import TeamsChat
-from signoff.teams.connector import SCOPE, BotConnector, BotCredentials, ConnectorError, UntrustedServiceUrl
-from signoff.teams.store import ConversationReference, InMemoryReferenceStore
+from signoff.domain.cards import build_card
+from signoff.domain.models import MessageRef
+from signoff.ports import ConversationReference
+from signoff.surfaces.teams.chat import TeamsChat
+from signoff.surfaces.teams.connector import SCOPE, BotConnector, BotCredentials, ConnectorError, UntrustedServiceUrl
+from signoff.testing.memory import InMemoryReferenceStore
 from tests.slackfakes import loopback_only, make_checkpoint
 from tests.teamsfakes import CHANNELS, teams_routing
 
@@ -115,7 +116,7 @@ def test_the_bot_token_is_never_sent_to_a_host_off_the_allow_list(
 
 
 def test_the_connectors_own_hosts_are_trusted() -> None:
-    from signoff.teams.connector import CONNECTOR_HOSTS, trusted_service_url
+    from signoff.surfaces.teams.connector import CONNECTOR_HOSTS, trusted_service_url
 
     for url in ("https://smba.trafficmanager.net/amer/", "https://europe.webchat.botframework.com/"):
         assert trusted_service_url(url, CONNECTOR_HOSTS)

@@ -15,15 +15,12 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from local.fake_teams import Conversation, FakeTeams, TeamsUser, bearer_headers, installation_update, invoke_action
-from signoff import wiring
-from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryWorkflow
-from signoff.clock import FixedClock
-from signoff.decisions import DecisionService
-from signoff.models import Checkpoint, Status
-from signoff.steps import Steps
-from signoff.teams import app as teams_app
-from signoff.teams import chat as teams_chat
-from signoff.teams.followups import SelfInvoke
+from signoff import composition
+from signoff.adapters.lambda_invoke import SelfInvoke
+from signoff.domain.models import Checkpoint, Status
+from signoff.testing.memory import FixedClock, InMemoryCheckpointRepository, InMemoryWorkflow
+from signoff.usecases.decisions import DecisionService
+from signoff.usecases.workflow_steps import Steps
 from tests.helpers import FakeLambdaContext, Tables, api_event, derived_policy, load_handler
 from tests.slackfakes import TASK_TOKEN, loopback_only, make_checkpoint
 from tests.teamsfakes import CHANNELS, TEAM, teams_routing
@@ -82,18 +79,18 @@ def deployed(tables: Tables, monkeypatch: pytest.MonkeyPatch, caplog: pytest.Log
                 fake.add_user(person.teams.aad, name=person.name, email=person.id)
         repo, clock, workflow = InMemoryCheckpointRepository(), FixedClock(), InMemoryWorkflow()
         decisions = DecisionService(repo, clock, workflow)
-        wiring.reset()
+        composition.reset()
         # chats() would be Slack alone here: the function adds its own Teams surface.
-        wiring.override(repository=repo, routing=routing, clock=clock, workflow=workflow, decisions=decisions, chats=[])
         lam = RecordingLambda()
-        monkeypatch.setattr(teams_app, "_self_invoke", lambda arn: SelfInvoke(arn, client=lam))
-        steps = Steps(repo=repo, clock=clock, workflow=workflow, routing=routing, chats=[wiring.teams_chat()],
+        composition.override(
+            repository=repo, routing=routing, clock=clock, workflow=workflow, decisions=decisions, chats=[],
+            self_invoke=SelfInvoke(FUNCTION_ARN, client=lam),
+        )  # fmt: skip
+        steps = Steps(repo=repo, clock=clock, workflow=workflow, routing=routing, chats=[composition.teams_chat()],
                       callbacks=None, decisions=decisions)  # fmt: skip
         yield Deployed(fake, repo, workflow, lam, steps)
-        teams_app.lambda_app.cache_clear()
-        teams_chat.connector.cache_clear()
         parameters.clear_caches()
-        wiring.reset()
+        composition.reset()
 
 
 def invoke(event: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +120,7 @@ def _logged(caplog: pytest.LogCaptureFixture) -> str:
 def _open(d: Deployed) -> Checkpoint:
     policy = derived_policy({"gates.two-person.comment_required": False})
     cp = make_checkpoint("hard", {"risk.data_sensitivity": "internal"}, policy=policy, repo=d.repo,
-                         routing=wiring.routing(), clock=wiring.clock())  # type: ignore[arg-type]  # fmt: skip
+                         routing=composition.routing(), clock=composition.clock())  # type: ignore[arg-type]  # fmt: skip
     d.steps.notify(cp.id, "initial", TASK_TOKEN)
     return d.repo.get(cp.id)
 

@@ -7,14 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from signoff.teams.store import (
-    ConversationReference,
-    DynamoActivityLog,
-    DynamoReferenceStore,
-    InMemoryActivityLog,
-    InMemoryReferenceStore,
-    ReferenceStore,
-)
+from signoff.adapters.teams_store import DynamoActivityLog, DynamoReferenceStore
+from signoff.ports import ConversationReference, ReferenceStore
+from signoff.testing.memory import InMemoryActivityLog, InMemoryReferenceStore
 from tests.helpers import Tables
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
 """The intake and scoring Lambda handlers, driven in-process with API Gateway REST proxy events and
-in-memory fakes behind `signoff.wiring`: status codes, problem details, idempotency, OpenAPI."""
+in-memory fakes behind `signoff.composition`: status codes, problem details, idempotency, OpenAPI."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from signoff import wiring
-from signoff.http import MAX_BODY_BYTES, PROBLEM
+from signoff import composition
+from signoff.api.http import MAX_BODY_BYTES, PROBLEM
 from tests.helpers import (
     CALLER_ARN,
     DELETE,
@@ -31,9 +31,9 @@ pytestmark = pytest.mark.unit
 def api() -> Iterator[MemoryWiring]:
     """Both API functions wired to in-memory fakes and the shipped policy."""
     wired = memory_service()
-    wiring.override(api=wired.service, policy=shipped_policy())
+    composition.override(api=wired.service, policy=shipped_policy())
     yield wired
-    wiring.reset()
+    composition.reset()
 
 
 def _intake(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -56,7 +56,6 @@ def _assert_problem(response: dict[str, Any], status: int) -> dict[str, Any]:
 
 def _assert_nothing_stored(api: MemoryWiring) -> None:
     assert stored_checkpoints(api.repo) == []
-    assert api.store is not None and api.store.records == {}
 
 
 # -- creating and reading ----------------------------------------------------------------------

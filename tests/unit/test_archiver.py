@@ -12,13 +12,15 @@ import json
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from signoff.adapters.dynamodb import DynamoCheckpointRepository
-from signoff.archive import archive_key, archive_record, decode, event_from_record
-from signoff.archiver import CorruptAuditEvent, InMemoryArchive, archive_stream_record
-from signoff.audit import AuditEvent, EventType
-from signoff.models import Checkpoint, Vote, VoteKind
+from signoff.audit.archiver import CorruptAuditEvent, archive_stream_record
+from signoff.audit.events import AuditEvent, EventType
+from signoff.audit.records import archive_key, archive_record, decode, event_from_record
+from signoff.domain.models import Checkpoint, Vote, VoteKind
 from signoff.ports import TaskToken
+from signoff.testing.memory import InMemoryArchive
 from tests.helpers import CALLER_ARN, make_request, memory_service
 
 pytestmark = pytest.mark.unit
@@ -44,7 +46,7 @@ class _RecordingDynamoDB:
 def checkpoint_with_items() -> tuple[Checkpoint, list[AuditEvent], dict[str, dict[str, Any]]]:
     """A real auto-approved checkpoint, its audit events, and the items the DynamoDB adapter writes
     for it (META, EVT#…, TOKEN, VOTE#…) by sort key, in DynamoDB JSON."""
-    wired = memory_service(idempotency=False)
+    wired = memory_service()
     cp = wired.service.create(make_request("auto"), caller=CALLER_ARN, idempotency_key=None)
     events = wired.repo.events(cp.id)
     client = _RecordingDynamoDB()
@@ -56,8 +58,8 @@ def checkpoint_with_items() -> tuple[Checkpoint, list[AuditEvent], dict[str, dic
     return cp, events, {item["sk"]["S"]: item for item in client.items}
 
 
-def stream_record(image: dict[str, Any], *, event_name: str = "INSERT", sequence_number: str = "1") -> dict[str, Any]:
-    """One DynamoDB stream record as Lambda receives it (NEW_AND_OLD_IMAGES)."""
+def stream_record(image: dict[str, Any], *, event_name: str = "INSERT", sequence_number: str = "1") -> DynamoDBRecord:
+    """One DynamoDB stream record as Lambda receives it (NEW_AND_OLD_IMAGES), in Powertools' data class."""
     dynamodb: dict[str, Any] = {
         "ApproximateCreationDateTime": 1767268800,
         "Keys": {"pk": image["pk"], "sk": image["sk"]},
@@ -69,15 +71,17 @@ def stream_record(image: dict[str, Any], *, event_name: str = "INSERT", sequence
         dynamodb["NewImage"] = image
     if event_name != "INSERT":
         dynamodb["OldImage"] = image
-    return {
-        "eventID": f"event-{sequence_number}",
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": dynamodb,
-        "eventSourceARN": STREAM_ARN,
-    }
+    return DynamoDBRecord(
+        {
+            "eventID": f"event-{sequence_number}",
+            "eventName": event_name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": dynamodb,
+            "eventSourceARN": STREAM_ARN,
+        }
+    )
 
 
 def tampered(image: dict[str, Any]) -> dict[str, Any]:

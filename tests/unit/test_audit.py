@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from signoff.audit import GENESIS, AuditEvent, EventType, chain_event, verify_chain
+from signoff.audit.events import GENESIS, AuditEvent, EventType, chain_event, verify_chain
 
 pytestmark = pytest.mark.unit
 

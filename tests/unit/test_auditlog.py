@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from signoff import auditlog
-from signoff.archive import archive_key, archive_record, decode, encode
-from signoff.audit import AuditEvent, EventType, chain_event
-from signoff.auditlog import ApiEvents, AuditClient, AuditLogError, MemoryEvents, ProblemKind
-from signoff.models import Status
+from signoff.audit.events import AuditEvent, EventType, chain_event
+from signoff.audit.records import archive_key, archive_record, decode, encode
+from signoff.domain.models import Status
+from signoff.tools import auditlog
+from signoff.tools.auditlog import ApiEvents, AuditClient, AuditLogError, MemoryEvents, ProblemKind
 from tests.auditdata import AuditData, build_audit_data, write_archive
 
 pytestmark = pytest.mark.unit
@@ -111,7 +111,7 @@ def facts(data: AuditData) -> Facts:
 
 # -- the query files -----------------------------------------------------------------------------
 
-# Functions both Trino (Athena) and DuckDB know, or that signoff.auditlog defines as DuckDB macros.
+# Functions both Trino (Athena) and DuckDB know, or that signoff.tools.auditlog defines as DuckDB macros.
 PORTABLE_FUNCTIONS = {
     "count", "sum", "max", "min", "avg", "round", "cast", "coalesce", "nullif", "array_agg",
     "approx_percentile", "from_iso8601_timestamp", "json_extract_scalar", "json_extract", "date_diff",

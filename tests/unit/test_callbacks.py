@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from signoff import callbacks
-from signoff.callbacks import WebhookSender, sign, verify
+from signoff import composition
+from signoff.adapters import webhook
+from signoff.adapters.webhook import WebhookSender, sign, verify
 from signoff.settings import SettingsError
 
 pytestmark = pytest.mark.unit
@@ -399,7 +400,7 @@ def test_logs_name_the_host_never_the_key_body_or_path(
 
         warning = info
 
-    monkeypatch.setattr(callbacks, "logger", RecordingLogger())
+    monkeypatch.setattr(webhook, "logger", RecordingLogger())
     receiver = serve((503, {}), (200, {}))
 
     # When a decision is delivered
@@ -418,9 +419,9 @@ def test_logs_name_the_host_never_the_key_body_or_path(
 
 @pytest.fixture
 def fresh_factory() -> Iterator[None]:
-    callbacks.webhook_sender.cache_clear()
+    composition.reset()
     yield
-    callbacks.webhook_sender.cache_clear()
+    composition.reset()
 
 
 def test_factory_reads_the_key_from_the_secret_and_the_loopback_flag(
@@ -441,11 +442,11 @@ def test_factory_reads_the_key_from_the_secret_and_the_loopback_flag(
     receiver = serve((200, {}))
 
     # When the factory's sender delivers
-    sender = callbacks.webhook_sender()
+    sender = composition.callbacks()
     delivered, _ = sender.deliver(receiver.url, BODY)
 
     # Then it is cached, read the secret as JSON with a 5-minute cache, and signed with its key
-    assert callbacks.webhook_sender() is sender
+    assert composition.callbacks() is sender
     assert delivered
     assert calls == [("arn:aws:secretsmanager:us-east-1:123456789012:secret:cb", {"transform": "json", "max_age": 300})]
     assert _verifies(receiver.received[0])
@@ -455,14 +456,14 @@ def test_factory_refuses_loopback_by_default(fresh_factory: None, monkeypatch: p
     monkeypatch.setenv("CALLBACK_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:cb")
     monkeypatch.delenv("SIGNOFF_ALLOW_LOOPBACK_CALLBACKS", raising=False)
 
-    assert callbacks.webhook_sender().refusal("http://127.0.0.1:8081/hook") is not None
+    assert composition.callbacks().refusal("http://127.0.0.1:8081/hook") is not None
 
 
 def test_factory_names_the_missing_secret_variable(fresh_factory: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CALLBACK_SECRET_ARN", raising=False)
 
     with pytest.raises(SettingsError, match="CALLBACK_SECRET_ARN"):
-        callbacks.webhook_sender()
+        composition.callbacks()
 
 
 @pytest.mark.parametrize("secret", [{"signing_secret": "x"}, {"hmac_key": ""}, {"hmac_key": 42}, "plain"])
@@ -477,4 +478,4 @@ def test_a_malformed_secret_is_a_settings_error(
 
     # When a delivery needs the key, Then it fails loudly (misconfiguration), before any request
     with pytest.raises(SettingsError, match="hmac_key"):
-        callbacks.webhook_sender().deliver("https://hooks.example.com/signoff", BODY)
+        composition.callbacks().deliver("https://hooks.example.com/signoff", BODY)

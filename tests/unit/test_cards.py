@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from signoff.cards import Act, Card, build_card, deadline_text
-from signoff.models import Checkpoint
+from signoff.domain.acts import Act
+from signoff.domain.cards import Card, build_card, deadline_text
+from signoff.domain.models import Checkpoint
 from signoff.ports import TaskToken
-from signoff.steps import ESCALATION, INITIAL
+from signoff.usecases.workflow_steps import ESCALATION, INITIAL
 from tests.gates import BOB, CAROL, GRACE, SECRET_TOKEN, Gates, actor, gates, hard_policy
 from tests.helpers import CALLER_ARN, make_request
 

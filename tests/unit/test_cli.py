@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from signoff.cli import main
-from signoff.policy import load_policy
+from signoff.domain.policy import load_policy
+from signoff.tools.cli import main
 
 pytestmark = pytest.mark.unit
 

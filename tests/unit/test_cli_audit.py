@@ -17,11 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from signoff import auditlog
-from signoff.archive import archive_key
-from signoff.audit import EventType
-from signoff.cli import main
-from signoff.models import Status
+from signoff.audit.events import EventType
+from signoff.audit.records import archive_key
+from signoff.domain.models import Status
+from signoff.tools import auditlog
+from signoff.tools.cli import main
 from tests.auditdata import AuditData, build_audit_data
 
 pytestmark = pytest.mark.unit

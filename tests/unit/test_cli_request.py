@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from signoff.cli import build_parser, main, request
-from signoff.models import Checkpoint
+from signoff.domain.models import Checkpoint
+from signoff.tools.cli import build_parser, main, request
 from tests.helpers import EVENTS_DIR, make_request, memory_service
 
 pytestmark = pytest.mark.unit

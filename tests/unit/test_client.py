@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from signoff.client import SignoffApiError, SignoffClient, SignoffClientError, SignoffUnreachable, is_loopback_url
+from signoff.tools.client import SignoffApiError, SignoffClient, SignoffClientError, SignoffUnreachable, is_loopback_url
 
 pytestmark = pytest.mark.unit
 

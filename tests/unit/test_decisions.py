@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from signoff.audit import EventType
-from signoff.cards import Act, build_card
-from signoff.decisions import Actor, DecisionService, Refusal
-from signoff.errors import Conflict, DuplicateVote, Forbidden, WorkflowUnavailable
-from signoff.models import Checkpoint, Status
-from signoff.policy import LoadedPolicy
+from signoff.audit.events import EventType
+from signoff.domain.acts import Act, Actor, Refusal
+from signoff.domain.cards import build_card
+from signoff.domain.errors import Conflict, DuplicateVote, Forbidden, WorkflowUnavailable
+from signoff.domain.models import Checkpoint, Status
+from signoff.domain.policy import LoadedPolicy
 from signoff.ports import TaskToken
+from signoff.usecases.decisions import DecisionService
 from tests.gates import (
     ALICE,
     BOB,

@@ -10,15 +10,14 @@ from typing import Any
 
 import pytest
 
-from signoff.adapters.memory import InMemoryIdempotencyStore
-from signoff.answers import result
-from signoff.audit import EventType
-from signoff.embed import EMBED_KEY, handle_embedded, is_embedded
-from signoff.errors import WorkflowUnavailable
-from signoff.models import Status
-from signoff.service import CheckpointService
+from signoff.audit.events import EventType
+from signoff.domain.errors import WorkflowUnavailable
+from signoff.domain.models import Status
+from signoff.usecases.embed import EMBED_KEY, handle_embedded, is_embedded
+from signoff.usecases.intake import CheckpointService
+from signoff.usecases.results import result
 from tests.gates import Gates, gates
-from tests.helpers import DELETE, FakeLambdaContext, api_event, request_body, shipped_policy, stored_checkpoints
+from tests.helpers import DELETE, api_event, request_body, shipped_policy, stored_checkpoints
 
 pytestmark = pytest.mark.unit
 
@@ -30,18 +29,11 @@ CALLER_TOKEN = "caller-task-token-run-42"
 
 @pytest.fixture
 def g() -> Iterator[Gates]:
-    """The intake function's service as production wires it (Powertools idempotency included)."""
+    """The intake function's service as production wires it."""
     wired = gates()
-    store = InMemoryIdempotencyStore()
     wired.service = CheckpointService(
-        wired.repo,
-        shipped_policy(),
-        wired.clock,
-        idempotency_store=store,
-        routing=wired.routing,
-        workflow=wired.workflow,
+        wired.repo, shipped_policy(), wired.clock, routing=wired.routing, workflow=wired.workflow
     )
-    wired.service.bind_lambda_context(FakeLambdaContext())
     yield wired
     wired.assert_chains()
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from signoff.engine import assess, band_for
-from signoff.models import Assessment, DataSensitivity
-from signoff.policy import Band, GateKind, LoadedPolicy, RiskClass
+from signoff.domain.engine import assess, band_for
+from signoff.domain.models import Assessment, DataSensitivity
+from signoff.domain.policy import Band, GateKind, LoadedPolicy, RiskClass
 from tests.helpers import derived_policy, make_request, shipped_policy
 
 pytestmark = pytest.mark.unit

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from signoff.engine import assess, band_for
-from signoff.models import Assessment, CheckpointRequest, DataSensitivity
-from signoff.policy import RiskClass, Thresholds
+from signoff.domain.engine import assess, band_for
+from signoff.domain.models import Assessment, CheckpointRequest, DataSensitivity
+from signoff.domain.policy import RiskClass, Thresholds
 from tests.helpers import make_request, shipped_policy, tweak
 
 pytestmark = pytest.mark.unit

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from signoff.audit import GENESIS, AuditEvent, EventType, verify_chain
-from signoff.errors import Conflict, StaleCheckpoint
-from signoff.ledger import SAVE_ATTEMPTS, Change, Entry, apply_change, chain, decision_data
-from signoff.models import Checkpoint, Status
+from signoff.audit.changes import SAVE_ATTEMPTS, Change, Entry, apply_change, chain, decision_data
+from signoff.audit.events import GENESIS, AuditEvent, EventType, verify_chain
+from signoff.domain.errors import Conflict, StaleCheckpoint
+from signoff.domain.models import Checkpoint, Status
 from tests.gates import Gates, InterleavingRepository, gates
 
 pytestmark = pytest.mark.unit

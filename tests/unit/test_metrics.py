@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from signoff import wiring
-from signoff.cards import Act
-from signoff.decisions import Actor, Refusal
+from signoff import composition
+from signoff.domain.acts import Act, Actor, Refusal
 from signoff.observability import metrics
-from signoff.steps import ESCALATION, INITIAL
+from signoff.usecases.workflow_steps import ESCALATION, INITIAL
 from tests.gates import ALICE, BOB, CAROL, MALLORY, SECRET_TOKEN, Gates, actor, gates, one_of_one, stranger
 from tests.helpers import MemoryWiring, api_event, invoke, load_handler, memory_service, request_body, shipped_policy
 
@@ -49,9 +48,9 @@ def _emf(out: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def api() -> Iterator[MemoryWiring]:
     wired = memory_service()
-    wiring.override(api=wired.service, policy=shipped_policy())
+    composition.override(api=wired.service, policy=shipped_policy())
     yield wired
-    wiring.reset()
+    composition.reset()
 
 
 def _post(gate: str) -> dict[str, Any]:
@@ -163,18 +162,20 @@ def test_a_refused_peek_at_the_details_is_audited_but_pages_nobody(g: Gates) -> 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["answered", "failed"])
 def test_the_slack_function_publishes_metrics_emitted_while_handling_a_click(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fails: bool
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fails: bool, request: pytest.FixtureRequest
 ) -> None:
     # Given the Slack function, whose bolt app records a refused click (stood in for here)
     module = load_handler("slack")
 
-    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def handle(event: dict[str, Any], context: Any, handler: Any) -> dict[str, Any]:
         metrics.add_metric(name=UNAUTHORIZED, unit="Count", value=1)
         if fails:
             raise RuntimeError("the click's handling failed after the refusal was counted")
         return {"statusCode": 200, "body": ""}
 
     monkeypatch.setattr(module, "handle", handle)
+    composition.override(slack_handler=object())
+    request.addfinalizer(composition.reset)
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     # When it is invoked
     if fails:

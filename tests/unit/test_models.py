@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from signoff.models import CheckpointRequest
+from signoff.domain.models import CheckpointRequest
 from tests.helpers import DELETE, make_request, request_body
 
 pytestmark = pytest.mark.unit

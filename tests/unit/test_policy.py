@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from signoff.errors import PolicyError
-from signoff.policy import GateKind, RiskClass, load_policy, parse_duration, parse_policy
+from signoff.domain.errors import PolicyError
+from signoff.domain.policy import GateKind, RiskClass, load_policy, parse_duration, parse_policy
 from tests.helpers import DELETE, POLICY_PATH, derived_policy, policy_data
 
 pytestmark = pytest.mark.unit

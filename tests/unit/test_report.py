@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from signoff import auditlog, report
-from signoff.audit import EventType
+from signoff.audit.events import EventType
+from signoff.tools import auditlog, report
 from tests.auditdata import SCRIPT_REQUESTER, SCRIPT_SUMMARY, AuditData, build_audit_data
 
 pytestmark = pytest.mark.unit

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from signoff.errors import PolicyError
-from signoff.routing import Channel, LoadedRouting, Recipients, load_routing, parse_routing
+from signoff.domain.errors import PolicyError
+from signoff.domain.routing import Channel, LoadedRouting, Recipients, load_routing, parse_routing
 from tests.gates import ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE, ROUTING_PATH, shipped_routing
 from tests.helpers import tweak
 

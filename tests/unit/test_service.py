@@ -3,18 +3,20 @@ optimistic concurrency."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 
-from signoff.adapters.memory import InMemoryCheckpointRepository
-from signoff.audit import EventType, verify_chain
-from signoff.errors import Conflict, InvalidPageToken, InvalidRequest, NotFound, StaleCheckpoint
-from signoff.models import Checkpoint, OutcomeKind, OutcomeRequest, Status
-from signoff.service import IdempotencyKeyReused
+from signoff.audit.events import EventType, verify_chain
+from signoff.domain.errors import Conflict, InvalidPageToken, InvalidRequest, NotFound, StaleCheckpoint
+from signoff.domain.models import Checkpoint, OutcomeKind, OutcomeRequest, Status
+from signoff.testing.memory import InMemoryCheckpointRepository
+from signoff.usecases.intake import IdempotencyKeyReused
+from tests.gates import gates
 from tests.helpers import CALLER_ARN, MemoryWiring, make_request, memory_service, next_change, stored_checkpoints
 
 pytestmark = pytest.mark.unit
@@ -75,11 +77,10 @@ def test_unknown_environment_is_refused_and_nothing_is_stored(wired: MemoryWirin
     for key in (None, "k-moon"):
         with pytest.raises(InvalidRequest) as caught:
             wired.service.create(request, caller=CALLER_ARN, idempotency_key=key)
-        # Then the error names the field and nothing is stored, not even an idempotency record
+        # Then the error names the field and nothing is stored
         assert caught.value.field == "environment"
         assert "moon" in caught.value.message
     assert stored_checkpoints(wired.repo) == []
-    assert wired.store is not None and wired.store.records == {}
 
 
 def test_score_is_a_dry_run(wired: MemoryWiring) -> None:
@@ -114,7 +115,7 @@ def test_same_key_and_body_returns_the_same_checkpoint_and_one_audit_trail(
 def test_same_key_with_another_body_is_a_conflict(wired: MemoryWiring) -> None:
     first = _create(wired, "auto", key="deploy-8812")
     other = make_request("auto", {"summary": "something else entirely"})
-    with pytest.raises(IdempotencyValidationError):
+    with pytest.raises(IdempotencyKeyReused):
         wired.service.create(other, caller=CALLER_ARN, idempotency_key="deploy-8812")
     assert [cp.id for cp in stored_checkpoints(wired.repo)] == [first.id]
     assert len(wired.repo.events(first.id)) == 2
@@ -127,10 +128,10 @@ def test_the_same_key_from_another_caller_is_another_checkpoint(wired: MemoryWir
     assert len(stored_checkpoints(wired.repo)) == 2
 
 
-def test_without_the_idempotency_store_the_deterministic_id_still_protects() -> None:
-    # Given a service with no idempotency store (e.g. a retry after the record expired)
-    wired = memory_service(idempotency=False)
+def test_the_key_protects_for_as_long_as_its_checkpoint_exists(wired: MemoryWiring) -> None:
+    # Given a checkpoint created with a key a month ago (no record expires: the key names the checkpoint)
     first = _create(wired, "auto", key="deploy-8812")
+    wired.clock.advance(30 * 24 * 3600)
     # When the same key and body arrive again / Then the existing checkpoint comes back
     assert _create(wired, "auto", key="deploy-8812") == first
     assert len(stored_checkpoints(wired.repo)) == 1
@@ -306,3 +307,23 @@ def test_a_checkpoint_that_keeps_changing_is_a_conflict() -> None:
     assert 1 < repo.saves < 100  # retried, but not for ever
     assert repo.get(cp.id) == cp
     assert len(repo.events(cp.id)) == 2
+
+
+def test_concurrent_requests_with_one_key_make_one_checkpoint_and_open_its_gate_once() -> None:
+    # Given ten callers sending the same request with the same key at the same moment
+    g = gates()
+    barrier = threading.Barrier(10)
+
+    def ask() -> Checkpoint:
+        barrier.wait()
+        return g.service.create(make_request("hard"), caller=CALLER_ARN, idempotency_key="deploy-8812")
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: ask(), range(10)))
+    # Then every caller gets the one checkpoint (no "still in progress"), whose gate opened once
+    assert {cp.id for cp in answers} == {answers[0].id}
+    assert [cp.id for cp in stored_checkpoints(g.repo)] == [answers[0].id]
+    types = [e.type for e in g.repo.events(answers[0].id)]
+    assert types == [EventType.REQUESTED, EventType.GATE_OPENED]
+    assert list(g.workflow.started) == [answers[0].id]
+    assert verify_chain(g.repo.events(answers[0].id)) == []

@@ -9,14 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from signoff.adapters.memory import InMemoryCheckpointRepository
-from signoff.cards import Act, build_card
-from signoff.clock import FixedClock
-from signoff.decisions import Actor, DecisionService
-from signoff.models import Checkpoint
+from signoff.domain.acts import Act, Actor
+from signoff.domain.cards import build_card
+from signoff.domain.models import Checkpoint
 from signoff.ports import TaskToken
-from signoff.slack import blocks
-from signoff.slack.blocks import Form, card_blocks, clip, details_view, text_length
+from signoff.surfaces.slack import blocks
+from signoff.surfaces.slack.blocks import Form, card_blocks, clip, details_view, text_length
+from signoff.testing.memory import FixedClock, InMemoryCheckpointRepository
+from signoff.usecases.decisions import DecisionService
 from tests.helpers import derived_policy
 from tests.slackfakes import TASK_TOKEN, make_checkpoint, shipped_routing
 

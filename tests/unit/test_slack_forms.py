@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from signoff.adapters.memory import InMemoryCheckpointRepository
-from signoff.cards import Act
-from signoff.clock import FixedClock
-from signoff.decisions import Actor, DecisionService
-from signoff.slack.app import read_click, receipt
-from signoff.slack.blocks import Form
-from signoff.slack.forms import parse_not_before, read_form
+from signoff.domain.acts import Act, Actor
+from signoff.domain.inputs import parse_not_before
+from signoff.surfaces.slack.app import read_click, receipt
+from signoff.surfaces.slack.blocks import Form
+from signoff.surfaces.slack.forms import read_form
+from signoff.testing.memory import FixedClock, InMemoryCheckpointRepository
+from signoff.usecases.decisions import DecisionService
 from tests.slackfakes import make_checkpoint
 
 pytestmark = pytest.mark.unit

@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
-from signoff.adapters.memory import InMemoryChat
-from signoff.answers import result
-from signoff.audit import EventType
-from signoff.cards import Act, build_card
-from signoff.models import Checkpoint, Status
-from signoff.policy import LoadedPolicy
+from signoff.audit.events import EventType
+from signoff.domain.acts import Act
+from signoff.domain.cards import build_card
+from signoff.domain.models import Checkpoint, Status
+from signoff.domain.policy import LoadedPolicy
 from signoff.ports import TaskToken
-from signoff.steps import ESCALATION, INITIAL, NobodyReachable
+from signoff.testing.memory import InMemoryChat
+from signoff.usecases.results import result
+from signoff.usecases.workflow_steps import ESCALATION, INITIAL, NobodyReachable
 from tests.gates import BOB, CAROL, DAVE, GRACE, SECRET_TOKEN, Gates, actor, gates
 from tests.helpers import CALLER_ARN
 

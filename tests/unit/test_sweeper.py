@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from signoff import sweeper as sweeper_module
-from signoff import wiring
-from signoff.adapters.memory import InMemoryCheckpointRepository
-from signoff.models import CheckpointPage, Status
+from signoff import composition
+from signoff.domain.models import CheckpointPage, Status
 from signoff.observability import metrics
-from signoff.sweeper import GRACE, PENDING_METRIC, STALLED_METRIC, sweep
+from signoff.testing.memory import InMemoryCheckpointRepository
+from signoff.usecases import sweeper as sweeper_module
+from signoff.usecases.sweeper import GRACE, PENDING_METRIC, STALLED_METRIC, sweep
 from tests.gates import Gates, gates
 from tests.helpers import CALLER_ARN, invoke
 
@@ -240,9 +240,9 @@ def test_nothing_stalled_logs_no_error(log: RecordingLogger) -> None:
 @pytest.fixture
 def wired() -> Iterator[Gates]:
     g = gates()
-    wiring.override(repository=g.repo, clock=g.clock)
+    composition.override(repository=g.repo, clock=g.clock)
     yield g
-    wiring.reset()
+    composition.reset()
 
 
 def _emf(out: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from local.fake_teams import (
     invoke_action,
     mint_token,
 )
-from signoff.teams.auth import (
+from signoff.surfaces.teams.auth import (
     BotAuthenticator,
     ExpiredToken,
     ForeignKey,

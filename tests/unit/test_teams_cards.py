@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from local.fake_teams import MAX_MESSAGE_BYTES, card_texts, card_verbs, unescape
-from signoff.cards import Act, build_card
-from signoff.models import Checkpoint, Status
-from signoff.routing import LoadedRouting
-from signoff.teams.cards import (
+from signoff.domain.acts import Act
+from signoff.domain.cards import build_card
+from signoff.domain.models import Checkpoint, Status
+from signoff.domain.routing import LoadedRouting
+from signoff.surfaces.teams.cards import (
     CONTENT_TYPE,
     MAX_REFRESH_USERS,
     REFRESH_VERB,
@@ -22,8 +23,8 @@ from signoff.teams.cards import (
     details_sections,
     escape,
 )
-from signoff.teams.chat import audience, message, user_mri
-from signoff.teams.inputs import read_inputs
+from signoff.surfaces.teams.chat import audience, message, user_mri
+from signoff.surfaces.teams.inputs import read_click_inputs
 from tests.slackfakes import TASK_TOKEN, make_checkpoint
 from tests.teamsfakes import teams_routing
 
@@ -274,6 +275,6 @@ def test_view_details_lists_everything_and_leads_back_to_the_card(routing: Loade
 def test_inputs_are_read_like_the_slack_forms(
     act: Act, data: dict[str, Any], comment_required: bool, expected: tuple[Any, Any, Any]
 ) -> None:
-    given = read_inputs(act, data, now=NOW, comment_required=comment_required)
+    given = read_click_inputs(act, data, now=NOW, comment_required=comment_required)
 
     assert (given.comment, given.conditions, given.error) == expected

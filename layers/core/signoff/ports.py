@@ -1,5 +1,5 @@
-"""Ports: what the domain needs from the outside world. AWS adapters and in-memory fakes
-implement them; the services only see these protocols."""
+"""Ports: every protocol the use cases need from the outside world. AWS adapters (`signoff.adapters`)
+and in-memory fakes (`signoff.testing`) implement them; the use cases only see these."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from signoff.audit import AuditEvent
-from signoff.cards import Card
-from signoff.models import Checkpoint, CheckpointPage, MessageRef, Status, Vote
+from signoff.audit.events import AuditEvent
+from signoff.domain.cards import Card
+from signoff.domain.models import Checkpoint, CheckpointPage, MessageRef, Status, Vote
 
 
 class TaskToken(BaseModel):
@@ -97,3 +97,46 @@ class Callbacks(Protocol):
 
     def deliver(self, url: str, body: dict[str, Any]) -> tuple[bool, str]:
         """POST the HMAC-signed body with retries; (delivered, detail)."""
+
+
+class Archive(Protocol):
+    """Where archived audit events go: write-once objects by key."""
+
+    def put(self, key: str, body: bytes) -> None:
+        """Store body at key. A key that already exists keeps its object (keys and bodies are
+        deterministic, so it already holds these bytes): writing again is not an error."""
+
+
+class ConversationReference(BaseModel):
+    """Where and how to reach one Teams conversation, learned when the bot is installed or added
+    to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    conversation_id: str  # 19:…@thread.tacv2 (channel), a:… (1:1), 19:…@thread.v2 (group chat)
+    service_url: str
+    tenant_id: str
+    kind: str = "channel"  # channel | personal | groupChat
+    team_id: str | None = None
+    user_aad: str | None = None  # the person of a 1:1 chat
+    active: bool = True  # False once the bot was removed from the conversation
+    updated_at: datetime
+
+
+class ReferenceStore(Protocol):
+    """Teams conversation references."""
+
+    def put_reference(self, reference: ConversationReference) -> None:
+        """Store (or replace) the reference of its conversation."""
+
+    def get_reference(self, conversation_id: str) -> ConversationReference | None: ...
+
+
+class ActivityLog(Protocol):
+    """Deliveries already handled: the Bot Connector retries an invoke with the same activity id."""
+
+    def claim(self, activity_key: str) -> bool:
+        """True the first time a key is seen (within a day); False for a retry."""
+
+    def release(self, activity_key: str) -> None:
+        """Forget a claim whose processing failed, so the connector's retry is processed."""

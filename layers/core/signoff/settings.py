@@ -9,7 +9,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from signoff.errors import SignoffError
+from signoff.domain.errors import SignoffError
 
 
 class SettingsError(SignoffError):
@@ -47,7 +47,7 @@ class WorkflowSettings(_Settings):
 
 
 class ApiSettings(PolicySettings, RoutingSettings, TableSettings, WorkflowSettings):
-    idempotency_table_name: str
+    """The intake function."""
 
 
 class SlackSettings(_Settings):

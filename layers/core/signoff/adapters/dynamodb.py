@@ -11,9 +11,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from signoff.adapters.keys import META, decode_token, encode_token, event_sk, pk, status_pk, status_sk
-from signoff.audit import AuditEvent
-from signoff.errors import AlreadyExists, DuplicateVote, InvalidPageToken, NotFound, StaleCheckpoint
-from signoff.models import Checkpoint, CheckpointPage, Status, Vote
+from signoff.audit.events import AuditEvent
+from signoff.domain.errors import AlreadyExists, DuplicateVote, InvalidPageToken, NotFound, StaleCheckpoint
+from signoff.domain.models import Checkpoint, CheckpointPage, Status, Vote
 from signoff.ports import TaskToken
 
 STATUS_INDEX = "by-status"

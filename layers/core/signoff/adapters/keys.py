@@ -7,8 +7,8 @@ import base64
 import json
 from typing import Any
 
-from signoff.errors import InvalidPageToken
-from signoff.models import Checkpoint, Status
+from signoff.domain.errors import InvalidPageToken
+from signoff.domain.models import Checkpoint, Status
 
 META = "META"
 

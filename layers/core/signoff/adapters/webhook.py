@@ -1,0 +1,263 @@
+"""The requester's webhook: once a checkpoint is decided, Finalize POSTs the decision to the
+request's `callback_url`, signed with HMAC-SHA256 so the receiver can tell it came from Signoff.
+
+What a receiver gets and should do:
+
+    POST <callback_url>
+    Content-Type: application/json
+    X-Signoff-Timestamp: 1767268800             (Unix seconds when this attempt was signed)
+    X-Signoff-Signature: v1=<hex HMAC-SHA256(key, "<timestamp>." + raw body)>
+    X-Signoff-Delivery: 6f1c...                 (a uuid; the same on every retry of one decision)
+    User-Agent: signoff-webhook/1
+
+    from signoff.adapters.webhook import verify
+    ok = verify(key, int(headers["X-Signoff-Timestamp"]), raw_body, headers["X-Signoff-Signature"],
+                now=time.time())
+
+Verify the raw bytes as received (before parsing the JSON), refuse stale timestamps (replays), and
+dedupe on X-Signoff-Delivery: a retry after a lost 2xx delivers the same decision again. Answer
+2xx quickly; 5xx and 429 are retried (Retry-After is honoured up to 30 s), other statuses are not.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+import json
+import random
+import ssl
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.client import HTTPException
+from typing import Any, Protocol
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
+
+from pydantic_core import to_jsonable_python
+
+from signoff.domain.urls import callback_refusal
+from signoff.observability import logger
+from signoff.settings import SettingsError
+
+SIGNATURE_VERSION = "v1"
+USER_AGENT = "signoff-webhook/1"
+TIMEOUT_SECONDS = 5.0
+MAX_RETRY_AFTER_SECONDS = 30.0
+# Finalize runs with a 60 s Lambda timeout and has more to do after the webhook: past this budget
+# the sender gives up (and says so) rather than being killed mid-delivery.
+BUDGET_SECONDS = 45.0
+DEFAULT_TOLERANCE_SECONDS = 300
+_DELIVERY_NAMESPACE = uuid.UUID("5d0f7c3e-2b1a-4f7e-9c55-51a90ff5e0c1")
+
+Sleep = Callable[[float], None]
+KeySource = bytes | Callable[[], bytes]
+
+
+class Opener(Protocol):
+    """What `urllib.request.OpenerDirector` offers and the sender needs (tests inject fakes)."""
+
+    def open(self, fullurl: urllib.request.Request, data: None = None, timeout: float = ...) -> Any: ...
+
+
+def sign(key: bytes, timestamp: int, body: bytes) -> str:
+    """The X-Signoff-Signature value: "v1=" + hex HMAC-SHA256 of "<timestamp>." + body."""
+    digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"{SIGNATURE_VERSION}={digest}"
+
+
+def verify(
+    key: bytes,
+    timestamp: int,
+    body: bytes,
+    signature: str,
+    now: float,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+) -> bool:
+    """True when `signature` is sign(key, timestamp, body) and the timestamp is within `tolerance`
+    seconds of `now` (either way: a replayed old request and a clock far ahead are both refused).
+    The comparison takes constant time, so the signature cannot be guessed byte by byte."""
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = sign(key, timestamp, body).encode()
+    # Encoded rather than compared as str: compare_digest raises on non-ASCII text.
+    return hmac.compare_digest(expected, signature.strip().encode("utf-8", "replace"))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect would resend a signed decision to a host the requester never named.
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    status: int | None  # None: no HTTP answer (connection refused, reset, timeout, TLS)
+    detail: str
+    retryable: bool
+    retry_after: float | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class WebhookSender:
+    """Delivers signed webhook bodies with retries (implements the `Callbacks` port).
+
+    `key` is the HMAC key, or a function returning it (read on every delivery, so a rotated
+    secret is picked up). `allow_loopback` permits http://127.0.0.1 and http://localhost for the
+    local stack; in Lambda loopback is the runtime API, so it stays off there."""
+
+    def __init__(
+        self,
+        key: KeySource,
+        opener: Opener | None = None,
+        sleep: Sleep = time.sleep,
+        attempts: int = 4,
+        base_delay: float = 0.5,
+        *,
+        allow_loopback: bool = False,
+        timeout: float = TIMEOUT_SECONDS,
+        budget: float = BUDGET_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self._key = key
+        self._opener: Opener = opener or urllib.request.build_opener(_NoRedirect)
+        self._sleep = sleep
+        self._attempts = attempts
+        self._base_delay = base_delay
+        self._allow_loopback = allow_loopback
+        self._timeout = timeout
+        self._budget = budget
+        self._clock = clock
+
+    def deliver(self, url: str, body: dict[str, Any]) -> tuple[bool, str]:
+        """POST `body` (JSON-ready data) to `url`, signed, retrying transient failures.
+
+        Returns (delivered, detail); transport failures are returned, never raised. A key that
+        cannot be loaded raises (SettingsError for a malformed secret): that is misconfiguration."""
+        refusal = self.refusal(url)
+        if refusal is not None:
+            logger.warning("webhook refused", extra={"reason": refusal})
+            return False, f"refused: {refusal}"
+        host = urlsplit(url).hostname or "?"
+        payload = encode(body)
+        key = self._key() if callable(self._key) else self._key
+        delivery = delivery_id(payload)
+        started = self._clock()
+        for number in range(1, self._attempts + 1):
+            attempt = self._post(url, payload, key, delivery)
+            self._log(host, number, delivery, attempt)
+            if attempt.delivered:
+                return True, f"{attempt.detail} on attempt {number}"
+            if not attempt.retryable:
+                return False, f"{attempt.detail}: not retried"
+            if number == self._attempts:
+                break
+            delay = self._delay(number, attempt.retry_after)
+            if self._clock() - started + delay + self._timeout > self._budget:
+                return False, f"gave up after {number} attempts (out of time): {attempt.detail}"
+            self._sleep(delay)
+        return False, f"gave up after {self._attempts} attempts: {attempt.detail}"
+
+    def refusal(self, url: str) -> str | None:
+        """Why `url` may not receive a webhook, or None when it may."""
+        return callback_refusal(url, allow_loopback=self._allow_loopback)
+
+    def _post(self, url: str, payload: bytes, key: bytes, delivery: str) -> _Attempt:
+        timestamp = int(self._clock())  # signed per attempt, so a late retry is not stale on arrival
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Signoff-Timestamp": str(timestamp),
+            "X-Signoff-Signature": sign(key, timestamp, payload),
+            "X-Signoff-Delivery": delivery,
+        }
+        request = urllib.request.Request(url, data=payload, headers=headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=self._timeout) as response:
+                return _Attempt(response.status, f"HTTP {response.status}", retryable=False)
+        except HTTPError as exc:
+            with exc:
+                return self._answered(exc.code, exc.headers.get("Retry-After") if exc.headers else None)
+        except (OSError, HTTPException) as exc:  # URLError, refused, reset, timed out
+            return _Attempt(None, f"connection failed: {_reason(exc)}", retryable=not _certificate_error(exc))
+
+    def _answered(self, status: int, retry_after: str | None) -> _Attempt:
+        if 300 <= status < 400:
+            return _Attempt(status, f"HTTP {status} (redirects are not followed)", retryable=False)
+        transient = status == 429 or status >= 500
+        wait = _retry_after_seconds(retry_after, self._clock()) if transient else None
+        return _Attempt(status, f"HTTP {status}", retryable=transient, retry_after=wait)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        # Exponential backoff with "equal jitter": each delay lies in [d/2, d] for d = base * 2^(n-1),
+        # so retries from many Finalize runs spread out, yet every delay is at least the previous one.
+        ceiling = self._base_delay * 2.0 ** (attempt - 1)
+        backoff = ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not a secret
+        if retry_after is None:
+            return backoff
+        return max(backoff, min(retry_after, MAX_RETRY_AFTER_SECONDS))
+
+    @staticmethod
+    def _log(host: str, number: int, delivery: str, attempt: _Attempt) -> None:
+        # The host only: a callback URL's path or query often carries the receiver's own secret.
+        extra = {"host": host, "status": attempt.status, "attempt": number, "delivery": delivery}
+        if attempt.delivered:
+            logger.info("webhook delivered", extra=extra)
+        else:
+            logger.warning("webhook attempt failed", extra={**extra, "detail": attempt.detail})
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """The exact bytes that are signed and sent: JSON with sorted keys and no spaces."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=to_jsonable_python).encode()
+
+
+def delivery_id(payload: bytes) -> str:
+    """X-Signoff-Delivery: derived from the body rather than random, so it stays the same when the
+    Finalize step itself is retried after a delivery whose answer was lost, not only across the
+    attempts of one call. The body names the checkpoint, its status and decision time."""
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, hashlib.sha256(payload).hexdigest()))
+
+
+def _retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds from now: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _reason(exc: BaseException) -> str:
+    reason = exc.reason if isinstance(exc, URLError) else exc
+    return str(reason) or type(reason).__name__
+
+
+def _certificate_error(exc: BaseException) -> bool:
+    # A certificate that does not verify will not verify a second later either.
+    reason = exc.reason if isinstance(exc, URLError) else exc
+    return isinstance(reason, ssl.SSLCertVerificationError)
+
+
+def secret_key(secret_arn: str) -> bytes:
+    """The HMAC key from Secrets Manager ({"hmac_key": "..."}), cached by Powertools for 5 minutes."""
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(secret_arn, transform="json", max_age=300)
+    key = secret.get("hmac_key") if isinstance(secret, dict) else None
+    if not isinstance(key, str) or not key:
+        raise SettingsError(f"secret {secret_arn} must be JSON with a non-empty string 'hmac_key'")
+    return key.encode()

@@ -1,0 +1,297 @@
+"""The composition root: every dependency a function needs, built from its settings once per container,
+lazily (no AWS client or heavy import before first use: the scoring function never pays for boto3),
+and declared here alone. Nothing else in `signoff` caches a built dependency or reads settings to
+build one; the use cases, surfaces and routes receive what they need as arguments.
+
+Tests and the local stack install their own pieces by name with `override`; `reset` undoes every
+override and forgets everything built, so the next call builds afresh."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from signoff.settings import (
+    ApiSettings,
+    ArchiveSettings,
+    CallbackSettings,
+    PolicySettings,
+    RoutingSettings,
+    SlackSettings,
+    TableSettings,
+    TeamsAppSettings,
+    TeamsSettings,
+    WorkflowSettings,
+)
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.aws_lambda import SlackRequestHandler
+
+    from signoff.adapters.lambda_invoke import SelfInvoke
+    from signoff.domain.policy import LoadedPolicy
+    from signoff.domain.routing import LoadedRouting
+    from signoff.ports import Archive, Callbacks, Chat, CheckpointRepository, Clock, Workflow
+    from signoff.surfaces.slack.chat import SlackChat
+    from signoff.surfaces.teams.app import TeamsApp
+    from signoff.surfaces.teams.connector import BotConnector
+    from signoff.usecases.decisions import DecisionService
+    from signoff.usecases.intake import CheckpointService
+    from signoff.usecases.workflow_steps import Steps
+
+T = TypeVar("T")
+TEAMS_SECRET_VAR = "TEAMS_SECRET_ARN"
+
+_overrides: dict[str, Any] = {}
+_built: dict[str, Any] = {}
+
+
+def _piece(name: str) -> Callable[[Callable[[], T]], Callable[[], T]]:
+    """A dependency by name: the override if one is installed, else built once and kept."""
+
+    def wrap(build: Callable[[], T]) -> Callable[[], T]:
+        def get() -> T:
+            if name in _overrides:
+                return cast(T, _overrides[name])
+            if name not in _built:
+                _built[name] = build()
+            return cast(T, _built[name])
+
+        get.__doc__ = build.__doc__
+        get.__name__ = build.__name__
+        return get
+
+    return wrap
+
+
+def override(**pieces: Any) -> None:
+    """Install pieces by name (policy, routing, clock, repository, workflow, api, decisions, chats,
+    slack_chat, teams_chat, teams_connector, callbacks, steps, archive, slack_handler, teams_app,
+    self_invoke); `reset()` undoes it."""
+    _overrides.update({k: v for k, v in pieces.items() if v is not None})
+
+
+def reset() -> None:
+    _overrides.clear()
+    _built.clear()
+
+
+# -- the domain's configuration ------------------------------------------------------------------
+
+
+@_piece("policy")
+def policy() -> LoadedPolicy:
+    from signoff.domain.policy import load_policy
+
+    return load_policy(PolicySettings.from_env().signoff_policy_path)
+
+
+@_piece("routing")
+def routing() -> LoadedRouting:
+    from signoff.domain.routing import load_routing
+
+    return load_routing(RoutingSettings.from_env().signoff_routing_path)
+
+
+# -- adapters ------------------------------------------------------------------------------------
+
+
+@_piece("clock")
+def clock() -> Clock:
+    from signoff.adapters.clock import SystemClock
+
+    return SystemClock()
+
+
+@_piece("repository")
+def repository() -> CheckpointRepository:
+    from signoff.adapters.dynamodb import DynamoCheckpointRepository
+
+    return DynamoCheckpointRepository(TableSettings.from_env().table_name)
+
+
+@_piece("workflow")
+def workflow() -> Workflow:
+    from signoff.adapters.stepfunctions import StepFunctionsWorkflow
+
+    return StepFunctionsWorkflow(WorkflowSettings.from_env().approval_state_machine_arn)
+
+
+@_piece("callbacks")
+def callbacks() -> Callbacks:
+    """The webhook sender: the key is read from CALLBACK_SECRET_ARN on each delivery (Powertools
+    caches it), and SIGNOFF_ALLOW_LOOPBACK_CALLBACKS=true (the local stack) permits loopback receivers."""
+    from signoff.adapters.webhook import WebhookSender, secret_key
+    from signoff.domain.urls import loopback_allowed
+
+    settings = CallbackSettings.from_env()
+    return WebhookSender(lambda: secret_key(settings.callback_secret_arn), allow_loopback=loopback_allowed())
+
+
+@_piece("archive")
+def archive() -> Archive:
+    """The archiver's S3 audit archive (ARCHIVE_BUCKET)."""
+    from signoff.adapters.s3_archive import S3Archive
+
+    return S3Archive(ArchiveSettings.from_env().archive_bucket)
+
+
+_invokers: dict[str, SelfInvoke] = {}
+
+
+def self_invoke(function_arn: str) -> Callable[[Any], None]:
+    """Follow-up work as an asynchronous invocation of `function_arn` (one client per container)."""
+    if "self_invoke" in _overrides:
+        return cast(Callable[[Any], None], _overrides["self_invoke"])
+    from signoff.adapters.lambda_invoke import SelfInvoke
+
+    key = f"self_invoke:{function_arn}"
+    if key not in _built:
+        _built[key] = SelfInvoke(function_arn)
+    return cast(Callable[[Any], None], _built[key])
+
+
+# -- use cases -----------------------------------------------------------------------------------
+
+
+@_piece("api")
+def api_service() -> CheckpointService:
+    """The intake function's service: repository, policy, routing, workflow."""
+    from signoff.usecases.intake import CheckpointService
+
+    ApiSettings.from_env()  # every variable intake needs, checked at once
+    return CheckpointService(repo=repository(), policy=policy(), clock=clock(), routing=routing(), workflow=workflow())
+
+
+@_piece("decisions")
+def decisions() -> DecisionService:
+    from signoff.usecases.decisions import DecisionService
+
+    return DecisionService(repository(), clock(), workflow())
+
+
+@_piece("steps")
+def steps() -> Steps:
+    from signoff.usecases.workflow_steps import Steps
+
+    return Steps(
+        repo=repository(),
+        clock=clock(),
+        workflow=workflow(),
+        routing=routing(),
+        chats=chats(),
+        callbacks=callbacks(),
+        decisions=decisions(),
+    )
+
+
+# -- chat surfaces -------------------------------------------------------------------------------
+
+
+def teams_configured(environ: dict[str, str] | None = None) -> bool:
+    """Teams is a surface of this deployment when its bot secret is configured."""
+    return bool((os.environ if environ is None else environ).get(TEAMS_SECRET_VAR))
+
+
+@_piece("chats")
+def chats() -> list[Chat]:
+    """The chat surfaces of this deployment: Slack, and Teams when its bot is configured. A
+    route naming both a Slack and a Teams channel gets a card on each."""
+    found: list[Chat] = [slack_chat()]
+    if teams_configured():
+        found.append(teams_chat())
+    return found
+
+
+@_piece("slack_chat")
+def slack_chat() -> SlackChat:
+    """Slack's Chat, from SlackSettings and the app's secret."""
+    from signoff.surfaces.slack.chat import SlackChat, credentials, web_client
+
+    settings = SlackSettings.from_env()
+    token = credentials(settings.slack_secret_arn).bot_token
+    return SlackChat(web_client(token, settings.slack_api_url), routing())
+
+
+@_piece("slack_handler")
+def slack_handler() -> SlackRequestHandler:
+    """The Slack function's bolt app behind API Gateway, from SlackSettings and the secret."""
+    from signoff.surfaces.slack.app import build_app, request_handler
+    from signoff.surfaces.slack.chat import credentials, web_client
+
+    settings = SlackSettings.from_env()
+    secret = credentials(settings.slack_secret_arn)
+    app = build_app(
+        signing_secret=secret.signing_secret,
+        client=web_client(secret.bot_token, settings.slack_api_url),
+        decisions=decisions(),
+        routing=routing(),
+        repository=repository(),
+        chats=chats(),
+        bot_token=lambda: credentials(settings.slack_secret_arn).bot_token,  # cached; a rotation lands in 5 min
+    )
+    return request_handler(app)
+
+
+@_piece("teams_connector")
+def teams_connector() -> BotConnector:
+    """The Bot Connector client, from TeamsSettings and the bot secret."""
+    from signoff.surfaces.teams.chat import bot_credentials, split
+    from signoff.surfaces.teams.connector import BotConnector
+
+    settings = TeamsSettings.from_env()
+    return BotConnector(
+        lambda: bot_credentials(settings.teams_secret_arn),
+        login_url=settings.teams_login_url,
+        trusted_hosts=split(settings.teams_trusted_hosts),
+    )
+
+
+@_piece("teams_chat")
+def teams_chat() -> Chat:
+    """Teams' Chat: cards through the Bot Connector, conversation references on the single table."""
+    from signoff.adapters.teams_store import DynamoReferenceStore
+    from signoff.surfaces.teams.chat import TeamsChat, bot_credentials
+
+    settings = TeamsSettings.from_env()
+    return TeamsChat(
+        teams_connector(),
+        routing(),
+        DynamoReferenceStore(TableSettings.from_env().table_name),
+        tenant_id=bot_credentials(settings.teams_secret_arn).tenant_id,
+        service_url=settings.teams_service_url,
+        checkpoints=repository().get,
+    )
+
+
+@_piece("teams_app")
+def teams_app() -> TeamsApp:
+    """The Teams function's app, from TeamsAppSettings and the bot secret."""
+    from signoff.adapters.teams_store import DynamoActivityLog, DynamoReferenceStore
+    from signoff.surfaces.teams.app import TeamsApp
+    from signoff.surfaces.teams.auth import BotAuthenticator, SigningKeys
+    from signoff.surfaces.teams.chat import bot_credentials, split
+    from signoff.surfaces.teams.identity import TeamsDirectory
+    from signoff.usecases.followups import Followups
+
+    settings = TeamsAppSettings.from_env()
+    creds = bot_credentials(settings.teams_secret_arn)
+    bot = teams_connector()
+    surfaces = list(chats())
+    if not any(chat.surface == "teams" for chat in surfaces):
+        surfaces.append(teams_chat())  # this function updates Teams cards whatever chats() says
+    return TeamsApp(
+        authenticator=BotAuthenticator(
+            creds.app_id,
+            SigningKeys(settings.teams_jwks_url),
+            split(settings.teams_allowed_tenants) or [creds.tenant_id],
+        ),
+        decisions=decisions(),
+        repository=repository(),
+        routing=routing(),
+        directory=TeamsDirectory(routing(), bot.member),
+        references=DynamoReferenceStore(settings.table_name),
+        activities=DynamoActivityLog(settings.idempotency_table_name),
+        connector=bot,
+        followups=Followups(repository(), clock(), routing(), surfaces),
+    )

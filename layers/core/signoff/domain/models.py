@@ -1,0 +1,251 @@
+"""Domain models: what a caller asks for, how the engine assessed it, and the stored checkpoint."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from signoff.domain.policy import Band, DataSensitivity, GateKind, RiskClass, TimeoutRule
+from signoff.domain.urls import callback_refusal, loopback_allowed
+
+_ID_PATTERN = r"^cp_[0-9a-z]{26}$"
+CHECKPOINT_ID_RE = re.compile(_ID_PATTERN)
+
+CheckpointId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Score = Annotated[float, Field(ge=0, le=100)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+
+
+def _web_url(url: str) -> str:
+    if url.startswith(("https://", "http://")):
+        return url
+    raise ValueError("must be an http(s):// URL")
+
+
+def _callback(url: str) -> str:
+    refusal = callback_refusal(url, allow_loopback=loopback_allowed())
+    if refusal:
+        raise ValueError(refusal)
+    return url
+
+
+Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_web_url)]
+CallbackUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_callback)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Requester(_Model):
+    """Who (or what) asks: a person, a pipeline or an agent, and on whose behalf."""
+
+    id: Name = Field(description="Stable identity of the requester, e.g. an email or a service principal")
+    display_name: ShortText | None = None
+    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    kind: Annotated[str, StringConstraints(pattern=r"^(person|pipeline|agent|workflow)$")] = "pipeline"
+
+
+class ValidationCheck(_Model):
+    name: Name
+    passed: bool
+    detail: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class Signals(_Model):
+    """The evidence the confidence score is made of."""
+
+    model_confidence: Unit = Field(description="Model confidence in the proposed action, 0-1")
+    validation: list[ValidationCheck] = Field(
+        default_factory=list, max_length=100, description="Validation checks and whether each passed"
+    )
+    observability_alignment: Unit = Field(description="How well telemetry matches the expected state, 0-1")
+    historical_success: Unit = Field(description="Success rate of similar past actions, 0-1")
+
+
+class RiskFacts(_Model):
+    blast_radius_pct: Annotated[float, Field(ge=0, le=100)] = Field(description="Share of traffic/users affected")
+    production_data: bool = False
+    rollback_available: bool = True
+    rollback_minutes: Annotated[float, Field(ge=0, le=10080)] | None = None
+    migration: bool = False
+    data_sensitivity: DataSensitivity = DataSensitivity.INTERNAL
+    customer_impact: Annotated[str, StringConstraints(max_length=300)] | None = None
+
+
+class TestResult(_Model):
+    name: Name
+    passed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    coverage_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+
+
+class Link(_Model):
+    title: ShortText
+    url: Url
+
+
+class Evidence(_Model):
+    """What an approver needs to decide in 30-90 seconds; bounded so a card always fits."""
+
+    diff_summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    tests: list[TestResult] = Field(default_factory=list, max_length=20)
+    links: list[Link] = Field(default_factory=list, max_length=20)
+    recommendation: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class CheckpointRequest(_Model):
+    """POST /v1/checkpoints and POST /v1/score."""
+
+    action: ShortText = Field(description="What the automation wants to do, e.g. 'deploy'")
+    target: ShortText = Field(description="What it acts on, e.g. 'service-api v2.4.1'")
+    environment: Name
+    service: Name
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+    requester: Requester
+    signals: Signals
+    risk: RiskFacts
+    evidence: Evidence = Field(default_factory=Evidence)
+    workflow_id: Name | None = None
+    request_id: Name | None = None
+    callback_url: CallbackUrl | None = None
+
+
+class Contribution(_Model):
+    """One line of 'why this score': a signal's points or a penalty (negative)."""
+
+    name: str
+    points: float
+    max_points: float
+    detail: str
+
+
+class ScoreBreakdown(_Model):
+    score: Score
+    raw: float = Field(description="Sum before clamping to 0-100")
+    contributions: list[Contribution]
+    penalties: list[Contribution]
+
+
+class RiskAssessment(_Model):
+    risk_class: RiskClass
+    rule: str | None = Field(description="The rule that set the class; null when the default applied")
+    fired: list[str] = Field(description="Every rule whose conditions held")
+
+
+class GateDecision(_Model):
+    kind: GateKind
+    profile: str
+    veto_window_seconds: int | None = None
+    approval_deadline_seconds: int | None = None
+    escalation_route: str | None = None
+    escalation_wait_seconds: int | None = None
+    timeout_rule: TimeoutRule | None = None
+    approvals_required: int = 1
+    requester_may_approve: bool = False
+    comment_required: bool = False
+    sensitive: bool = False
+
+
+class Assessment(_Model):
+    """Everything the engine concluded, kept verbatim on the checkpoint and shown to approvers."""
+
+    score: ScoreBreakdown
+    risk: RiskAssessment
+    band: Band
+    band_label: str
+    thresholds: dict[str, float]
+    gate: GateDecision
+    policy_version: str
+    explanation: list[str]
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DENIED = "DENIED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+
+
+class OutcomeKind(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ROLLED_BACK = "rolled_back"
+
+
+class OutcomeRequest(_Model):
+    """POST /v1/checkpoints/{id}/outcome."""
+
+    outcome: OutcomeKind
+    details: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    reported_by: Name | None = None
+
+
+class Outcome(_Model):
+    outcome: OutcomeKind
+    details: str | None = None
+    reported_by: str
+    reported_at: datetime
+
+
+class VoteKind(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+class Vote(_Model):
+    """One person's vote; a person votes at most once per checkpoint."""
+
+    approver: str = Field(description="Directory id of the person")
+    name: str
+    kind: VoteKind
+    comment: str | None = None
+    conditions: dict[str, Any] | None = None
+    surface: str = Field(description="slack or teams")
+    at: datetime
+
+
+class MessageRef(_Model):
+    """A card posted to chat, kept so it can be updated in place after the decision."""
+
+    surface: str
+    channel: str
+    ts: str = Field(description="Slack message ts or Teams activity id")
+    kind: str = Field(default="card", description="card (updated in place) or escalation")
+    service_url: str | None = Field(default=None, description="Teams: the Bot Connector service URL")
+
+
+class Checkpoint(_Model):
+    """The stored checkpoint (the META item) as the API returns it."""
+
+    id: CheckpointId
+    status: Status
+    created_at: datetime
+    deadline: datetime | None = Field(description="When the timeout rule applies; null for auto gates")
+    request: CheckpointRequest
+    assessment: Assessment
+    caller: str = Field(description="The authenticated principal that made the request")
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    conditions: dict[str, Any] | None = None
+    outcome: Outcome | None = None
+    approvers: list[str] = Field(default_factory=list, description="Who may approve (directory ids)")
+    votes: list[Vote] = Field(default_factory=list)
+    escalated: bool = False
+    execution: str | None = Field(default=None, description="The approval workflow's execution name")
+    messages: list[MessageRef] = Field(default_factory=list, description="Cards and notices posted to chat")
+    audit_seq: int = Field(default=0, description="Number of audit events recorded so far")
+    audit_head: str | None = Field(default=None, description="Hash of the latest audit event")
+
+
+class CheckpointPage(_Model):
+    items: list[Checkpoint]
+    next_token: str | None = None

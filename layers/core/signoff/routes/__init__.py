@@ -1,1 +1,0 @@
-"""Powertools routers, one module per API function."""

@@ -1,0 +1,1 @@
+"""The chat surfaces: each only translates its platform (Slack, Teams) to the shared use cases."""

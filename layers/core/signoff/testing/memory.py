@@ -1,0 +1,213 @@
+"""In-memory fakes of every port, honouring the same conditions as the AWS adapters. For tests,
+benchmarks and tools; the Lambda layer does not ship them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from signoff.adapters.keys import decode_token, encode_token, status_sk
+from signoff.adapters.teams_store import SEEN_TTL_SECONDS
+from signoff.audit.events import AuditEvent
+from signoff.domain.cards import Card
+from signoff.domain.errors import AlreadyExists, DuplicateVote, InvalidPageToken, NotFound, StaleCheckpoint
+from signoff.domain.models import Checkpoint, CheckpointPage, MessageRef, Status, Vote
+from signoff.ports import ConversationReference, TaskToken
+
+
+class InMemoryCheckpointRepository:
+    def __init__(self) -> None:
+        self._checkpoints: dict[str, Checkpoint] = {}
+        self._events: dict[str, list[AuditEvent]] = {}
+        self.votes: dict[tuple[str, str], Vote] = {}
+        self.tokens: dict[str, TaskToken] = {}
+        self.caller_tokens: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def create(self, checkpoint: Checkpoint, events: list[AuditEvent]) -> None:
+        with self._lock:
+            if checkpoint.id in self._checkpoints:
+                raise AlreadyExists(checkpoint.id)
+            self._checkpoints[checkpoint.id] = checkpoint
+            self._events[checkpoint.id] = list(events)
+
+    def get(self, checkpoint_id: str) -> Checkpoint:
+        try:
+            return self._checkpoints[checkpoint_id]
+        except KeyError:
+            raise NotFound(checkpoint_id) from None
+
+    def save(
+        self, checkpoint: Checkpoint, *, expected: Checkpoint, events: list[AuditEvent], vote: Vote | None = None
+    ) -> None:
+        with self._lock:
+            current = self._checkpoints.get(checkpoint.id)
+            if current is None:
+                raise NotFound(checkpoint.id)
+            if current.status != expected.status or current.audit_seq != expected.audit_seq:
+                raise StaleCheckpoint(checkpoint.id)
+            if vote is not None:
+                if (checkpoint.id, vote.approver) in self.votes:
+                    raise DuplicateVote(vote.approver)
+                self.votes[(checkpoint.id, vote.approver)] = vote
+            self._checkpoints[checkpoint.id] = checkpoint
+            self._events[checkpoint.id].extend(events)
+
+    def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
+        after = ""
+        if next_token:
+            key = decode_token(next_token)
+            if set(key) != {"sk", "status"} or key["status"] != status.value:
+                raise InvalidPageToken()
+            after = key["sk"]
+        ordered = sorted((status_sk(cp), cp) for cp in list(self._checkpoints.values()) if cp.status is status)
+        page = [(sk, cp) for sk, cp in ordered if sk > after][: limit + 1]
+        more = len(page) > limit
+        page = page[:limit]
+        token = encode_token({"sk": page[-1][0], "status": status.value}) if more and page else None
+        return CheckpointPage(items=[cp for _, cp in page], next_token=token)
+
+    def events(self, checkpoint_id: str) -> list[AuditEvent]:
+        return list(self._events.get(checkpoint_id, []))
+
+    def put_token(self, checkpoint_id: str, token: TaskToken) -> None:
+        self.tokens[checkpoint_id] = token
+
+    def get_token(self, checkpoint_id: str) -> TaskToken | None:
+        return self.tokens.get(checkpoint_id)
+
+    def put_caller_token(self, checkpoint_id: str, token: str) -> None:
+        self.caller_tokens[checkpoint_id] = token
+
+    def get_caller_token(self, checkpoint_id: str) -> str | None:
+        return self.caller_tokens.get(checkpoint_id)
+
+
+class InMemoryWorkflow:
+    """Records starts and answers; a token answers once, like Step Functions."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, dict[str, Any]] = {}
+        self.answers: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, tuple[str, str]] = {}
+        self.stopped: dict[str, str] = {}
+        self.fail_start = False
+
+    def start(self, checkpoint_id: str, workflow_input: dict[str, Any]) -> None:
+        if self.fail_start:
+            raise RuntimeError("state machine unavailable")
+        self.started.setdefault(checkpoint_id, workflow_input)
+
+    def answer(self, token: str, output: dict[str, Any]) -> bool:
+        if token in self.answers or token in self.failures:
+            return False
+        self.answers[token] = output
+        return True
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        if token in self.answers or token in self.failures:
+            return False
+        self.failures[token] = (error, cause)
+        return True
+
+    def stop(self, checkpoint_id: str, cause: str) -> None:
+        self.stopped[checkpoint_id] = cause
+
+
+class InMemoryChat:
+    """A chat surface that records what Signoff posts: cards by channel or person, updates,
+    thread replies and notices."""
+
+    def __init__(self, surface: str = "slack", unreachable: set[str] | None = None) -> None:
+        self.surface = surface
+        self.unreachable = unreachable or set()  # channels or people that cannot be reached
+        self.posts: list[tuple[str, Card]] = []  # (destination, card)
+        self.updates: list[tuple[MessageRef, Card]] = []
+        self.replies: list[tuple[MessageRef, str, str | None]] = []
+        self.notices: list[tuple[str, str]] = []
+        self._seq = 0
+
+    def _ref(self, where: str, kind: str) -> MessageRef:
+        self._seq += 1
+        return MessageRef(surface=self.surface, channel=where, ts=f"{self._seq}.000100", kind=kind)
+
+    def post_card(self, channel: str | None, person: str | None, card: Card) -> MessageRef | None:
+        where = channel or f"dm:{person}"
+        if (channel or person) in self.unreachable:
+            return None
+        self.posts.append((where, card))
+        return self._ref(where, "card")
+
+    def update_card(self, ref: MessageRef, card: Card) -> None:
+        self.updates.append((ref, card))
+
+    def reply(self, ref: MessageRef, text: str, mention: str | None = None) -> None:
+        self.replies.append((ref, text, mention))
+
+    def post_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None:
+        where = channel or f"dm:{person}"
+        if (channel or person) in self.unreachable:
+            return None
+        self.notices.append((where, text))
+        return self._ref(where, "notice")
+
+
+class FixedClock:
+    """A clock tests set and advance by hand."""
+
+    def __init__(self, at: datetime | None = None) -> None:
+        self.at = at or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+class InMemoryArchive:
+    """The archive as a dict, write-once like S3Archive; `puts` counts every write attempt."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.puts = 0
+
+    def put(self, key: str, body: bytes) -> None:
+        self.puts += 1
+        self.objects.setdefault(key, body)
+
+
+class InMemoryReferenceStore:
+    def __init__(self) -> None:
+        self.references: dict[str, ConversationReference] = {}
+
+    def put_reference(self, reference: ConversationReference) -> None:
+        self.references[reference.conversation_id] = reference
+
+    def get_reference(self, conversation_id: str) -> ConversationReference | None:
+        return self.references.get(conversation_id)
+
+
+class InMemoryActivityLog:
+    """Claims with the DynamoDB adapter's condition: absent or expired."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, ttl_seconds: int = SEEN_TTL_SECONDS) -> None:
+        self.claims: dict[str, float] = {}  # key -> expires at (Unix seconds)
+        self._clock = clock
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+
+    def claim(self, activity_key: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            if self.claims.get(activity_key, 0) > now:
+                return False
+            self.claims[activity_key] = now + self._ttl
+            return True
+
+    def release(self, activity_key: str) -> None:
+        with self._lock:
+            self.claims.pop(activity_key, None)
