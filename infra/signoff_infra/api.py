@@ -36,9 +36,8 @@ class SignoffApi(Construct):
             name="intake",
             description="POST/GET /v1/checkpoints*: score, gate and store checkpoint requests",
             layer=layer,
-            environment={**environment, "IDEMPOTENCY_TABLE_NAME": data.idempotency.table_name},
+            environment=environment,  # an Idempotency-Key names the checkpoint: no idempotency table
         )
-        data.idempotency.grant_read_write_data(self.intake.function)
 
         self.slack = SignoffFunction(
             self,

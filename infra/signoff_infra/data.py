@@ -1,5 +1,6 @@
 """Data: the single checkpoint table (META, EVT#, VOTE# items; stream on; a status index) and the
-Powertools idempotency table (TTL)."""
+idempotency table (TTL) where chat surfaces claim deliveries they have handled (a retried Teams
+activity). Intake needs none: an Idempotency-Key names its checkpoint."""
 
 from __future__ import annotations
 

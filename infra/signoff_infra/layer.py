@@ -1,6 +1,10 @@
-"""The core layer: the `signoff` package, its dependencies and the policy file, built with pip on
-the synthesizing machine (no Docker). Dependencies are cached by their requirements' hash, so a
-second synthesis only copies files."""
+"""The core layer: what the functions import from the `signoff` package, its dependencies and the
+policy file, built with pip on the synthesizing machine (no Docker). Dependencies are cached by
+their requirements' hash, so a second synthesis only copies files.
+
+The package goes in by an explicit list (`LAYER_PARTS`): the tools (CLI, client, queries, report)
+and the in-memory fakes never run in Lambda and are left out. tests/infrastructure/test_layer.py
+checks the list against what every handler imports, function-level imports included."""
 
 from __future__ import annotations
 
@@ -25,6 +29,22 @@ PYTHON_VERSION = "3.14"
 PLATFORM = "manylinux2014_x86_64"
 POLICY_IN_LAYER = "/opt/signoff.yaml"  # layers unpack under /opt
 ROUTING_IN_LAYER = "/opt/routing.yaml"
+# The parts of `signoff` the functions run (relative to the package); everything else stays out.
+LAYER_PARTS = (
+    "__init__.py",
+    "py.typed",
+    "composition.py",
+    "ports.py",
+    "settings.py",
+    "observability.py",
+    "domain",
+    "audit",
+    "usecases",
+    "adapters",
+    "api",
+    "surfaces",
+)
+PACKAGE_PARTS = [CORE / "signoff" / part for part in LAYER_PARTS]
 
 
 def _tree_digest(paths: list[Path]) -> str:
@@ -66,7 +86,13 @@ class _LocalBundler:
     def try_bundle(self, output_dir: str, options: Any) -> bool:  # noqa: ARG002 (jsii passes the options positionally)
         python = Path(output_dir) / "python"
         shutil.copytree(_dependencies(), python, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
-        shutil.copytree(CORE / "signoff", python / "signoff", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for part in PACKAGE_PARTS:
+            target = python / "signoff" / part.name
+            if part.is_dir():
+                shutil.copytree(part, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(part, target)
         shutil.copyfile(self.policy_path, Path(output_dir) / "signoff.yaml")
         shutil.copyfile(self.routing_path, Path(output_dir) / "routing.yaml")
         return True
@@ -87,7 +113,7 @@ class CoreLayer(Construct):
                 str(CORE),
                 # The asset changes when the package, its requirements or the policy change.
                 asset_hash_type=cdk.AssetHashType.CUSTOM,
-                asset_hash=_tree_digest([CORE / "signoff", REQUIREMENTS, policy_path, routing_path]),
+                asset_hash=_tree_digest([*PACKAGE_PARTS, REQUIREMENTS, policy_path, routing_path]),
                 bundling=cdk.BundlingOptions(
                     image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
                     local=cast(cdk.ILocalBundling, _LocalBundler(policy_path, routing_path)),
