@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.utils import formatdate
 
 import pytest
 
@@ -133,6 +134,17 @@ def test_throttling_and_server_errors_are_retried_with_backoff(
 
     assert activity_id and len(fake.calls("send")) == 3
     assert clock.slept[0] == 2.0 and len(clock.slept) == 2
+
+
+def test_retry_after_as_an_http_date_is_honoured_up_to_ten_seconds(
+    fake: FakeTeams, bot: BotConnector, clock: Clock
+) -> None:
+    fake.fail("send", 503, headers={"Retry-After": formatdate(clock.now + 4, usegmt=True)})
+    fake.fail("send", 429, headers={"Retry-After": formatdate(clock.now + 600, usegmt=True)})
+
+    bot.send(fake.service_url, CHANNELS["release"], CARD)
+
+    assert clock.slept == [4.0, 10.0]
 
 
 def test_it_gives_up_after_three_attempts(fake: FakeTeams, bot: BotConnector) -> None:

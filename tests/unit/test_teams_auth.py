@@ -1,9 +1,15 @@
 """The Bot Connector's JWT, checked without a network: keys served by an in-memory JWKS, tokens
-minted like the connector mints them (infra/local/fake_teams.py), a fixed clock."""
+minted like the connector mints them (infra/local/fake_teams.py), a fixed clock. Fetching the
+keys is tested against a JWKS on 127.0.0.1, the only address these tests may connect to."""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.error import HTTPError
 
 import jwt
 import pytest
@@ -32,6 +38,7 @@ from signoff.surfaces.teams.auth import (
     WrongAudience,
     WrongIssuer,
     activity_tenant,
+    fetch_json,
 )
 
 pytestmark = pytest.mark.unit
@@ -237,3 +244,50 @@ def test_the_error_never_quotes_the_token(auth: BotAuthenticator) -> None:
         auth.authenticate(bad, activity)
 
     assert bad.split()[1] not in str(refused.value) and bad.split()[1][:20] not in repr(refused.value)
+
+
+# -- fetching the keys ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def jwks_server(loopback: None) -> Iterator[tuple[str, list[str]]]:
+    """A JWKS on 127.0.0.1: /keys answers the keys, /moved redirects to them; (its URL, the paths asked)."""
+    paths: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            paths.append(self.path)
+            body = json.dumps({"keys": [KEY.jwk()]}).encode() if self.path == "/keys" else b""
+            self.send_response(200 if self.path == "/keys" else 302)
+            if self.path != "/keys":
+                self.send_header("Location", "/keys")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", paths
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_keys_are_read_from_the_jwks_url(jwks_server: tuple[str, list[str]]) -> None:
+    url, _ = jwks_server
+
+    assert fetch_json(f"{url}/keys") == {"keys": [KEY.jwk()]}
+
+
+def test_a_redirected_jwks_url_is_not_followed(jwks_server: tuple[str, list[str]]) -> None:
+    # Keys from wherever a redirect points would let that host mint tokens the bot accepts.
+    url, paths = jwks_server
+
+    with pytest.raises(HTTPError) as answered:
+        fetch_json(f"{url}/moved")
+    answered.value.close()
+
+    assert answered.value.code == 302 and paths == ["/moved"]

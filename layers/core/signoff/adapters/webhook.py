@@ -21,11 +21,9 @@ dedupe on X-Signoff-Delivery: a retry after a lost 2xx delivers the same decisio
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import json
-import random
 import ssl
 import time
 import urllib.request
@@ -39,6 +37,7 @@ from urllib.parse import urlsplit
 
 from pydantic_core import to_jsonable_python
 
+from signoff.adapters.http_out import backoff_delay, no_redirect_opener, retry_after_seconds
 from signoff.domain.urls import callback_refusal
 from signoff.observability import logger
 from signoff.settings import SettingsError
@@ -87,12 +86,6 @@ def verify(
     return hmac.compare_digest(expected, signature.strip().encode("utf-8", "replace"))
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect would resend a signed decision to a host the requester never named.
-    def redirect_request(self, *_: Any, **__: Any) -> None:
-        return None
-
-
 @dataclass(frozen=True)
 class _Attempt:
     status: int | None  # None: no HTTP answer (connection refused, reset, timeout, TLS)
@@ -128,7 +121,8 @@ class WebhookSender:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self._key = key
-        self._opener: Opener = opener or urllib.request.build_opener(_NoRedirect)
+        # A redirect would resend a signed decision to a host the requester never named.
+        self._opener: Opener = opener or no_redirect_opener()
         self._sleep = sleep
         self._attempts = attempts
         self._base_delay = base_delay
@@ -160,7 +154,7 @@ class WebhookSender:
                 return False, f"{attempt.detail}: not retried"
             if number == self._attempts:
                 break
-            delay = self._delay(number, attempt.retry_after)
+            delay = backoff_delay(number, attempt.retry_after, base=self._base_delay, cap=MAX_RETRY_AFTER_SECONDS)
             if self._clock() - started + delay + self._timeout > self._budget:
                 return False, f"gave up after {number} attempts (out of time): {attempt.detail}"
             self._sleep(delay)
@@ -193,17 +187,8 @@ class WebhookSender:
         if 300 <= status < 400:
             return _Attempt(status, f"HTTP {status} (redirects are not followed)", retryable=False)
         transient = status == 429 or status >= 500
-        wait = _retry_after_seconds(retry_after, self._clock()) if transient else None
+        wait = retry_after_seconds(retry_after, self._clock()) if transient else None
         return _Attempt(status, f"HTTP {status}", retryable=transient, retry_after=wait)
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        # Exponential backoff with "equal jitter": each delay lies in [d/2, d] for d = base * 2^(n-1),
-        # so retries from many Finalize runs spread out, yet every delay is at least the previous one.
-        ceiling = self._base_delay * 2.0 ** (attempt - 1)
-        backoff = ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not a secret
-        if retry_after is None:
-            return backoff
-        return max(backoff, min(retry_after, MAX_RETRY_AFTER_SECONDS))
 
     @staticmethod
     def _log(host: str, number: int, delivery: str, attempt: _Attempt) -> None:
@@ -225,20 +210,6 @@ def delivery_id(payload: bytes) -> str:
     Finalize step itself is retried after a delivery whose answer was lost, not only across the
     attempts of one call. The body names the checkpoint, its status and decision time."""
     return str(uuid.uuid5(_DELIVERY_NAMESPACE, hashlib.sha256(payload).hexdigest()))
-
-
-def _retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds from now: either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 def _reason(exc: BaseException) -> str:

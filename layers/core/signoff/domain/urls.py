@@ -29,15 +29,26 @@ def callback_refusal(url: str, *, allow_loopback: bool) -> str | None:
         return "the callback URL has no host"
     if _is_link_local(host):
         return "link-local callback URLs are not allowed"
-    if _is_loopback(host):
+    if is_loopback_host(host):
         return None if allow_loopback else "loopback callback URLs are not allowed here"
     return None if parts.scheme == "https" else "the callback URL must be https://"
 
 
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
+def is_loopback_host(host: str) -> bool:
+    """True when `host` (a URL's host, any case, bracketed or not) is this machine: `localhost`,
+    127.0.0.0/8 or ::1. Defined here rather than in `signoff.adapters.http_out`, which re-exports
+    it for the other senders, because the callback policy needs it and the domain imports nothing
+    from the layers above it: one definition, so every sender agrees on what the local stack is.
+
+    A trailing dot (the DNS root) and an IPv4-mapped IPv6 address (::ffff:127.0.0.1) name the same
+    machine: without them a loopback URL could pass as an ordinary https one."""
+    name = host.strip().lower().rstrip(".")
+    if name in _LOOPBACK_NAMES:
         return True
-    address = _ip(host)
+    address = _ip(name)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # Python 3.11 does not call ::ffff:127.0.0.1 loopback, yet a socket to it reaches 127.0.0.1.
+        address = address.ipv4_mapped
     return address is not None and address.is_loopback
 
 

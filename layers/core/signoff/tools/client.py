@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlsplit
 
+from signoff.adapters.http_out import is_loopback_host, no_redirect_opener
 from signoff.domain.errors import SignoffError
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 USER_AGENT = "signoff-client/1"
 SERVICE = "execute-api"
 TIMEOUT_SECONDS = 30.0  # API Gateway gives up at 29 s
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 _MAX_DETAIL = 500
 
@@ -98,19 +98,14 @@ class SignoffUnreachable(SignoffClientError):
         return True
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # Following a redirect would send a signed request (and its session token) somewhere else.
-    def redirect_request(self, *_: Any, **__: Any) -> None:
-        return None
-
-
 def is_loopback_url(url: str) -> bool:
-    """True for http(s)://127.0.0.1, localhost or [::1]: the local stack, which checks no signature."""
+    """True for a URL on this machine (127.0.0.0/8, localhost, [::1]): the local stack, which checks
+    no signature."""
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:  # e.g. an unclosed [IPv6 literal
         return False
-    return host.lower() in LOOPBACK_HOSTS
+    return is_loopback_host(host)
 
 
 class SignoffClient:
@@ -131,7 +126,8 @@ class SignoffClient:
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         self.base_url = _checked_base_url(base_url)
-        self._opener: Opener = opener or urllib.request.build_opener(_NoRedirect)
+        # Following a redirect would send a signed request (and its session token) somewhere else.
+        self._opener: Opener = opener or no_redirect_opener()
         self._timeout = timeout
         self._session: CredentialSource | None = None
         self._region = ""

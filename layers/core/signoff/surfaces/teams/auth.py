@@ -23,6 +23,7 @@ from typing import Any
 
 import jwt
 
+from signoff.adapters.http_out import no_redirect_opener
 from signoff.domain.errors import SignoffError
 from signoff.observability import logger
 
@@ -103,17 +104,11 @@ Fetch = Callable[[str], Mapping[str, Any]]
 def fetch_json(url: str) -> Mapping[str, Any]:
     """GET a JSON document (the JWKS). No redirects are followed and no credentials are sent."""
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    opener = urllib.request.build_opener(_NoRedirect)
-    with opener.open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
+    with no_redirect_opener().open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
         data = json.loads(response.read())
     if not isinstance(data, dict):
         raise ValueError("the JWKS is not a JSON object")
     return data
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *_: Any, **__: Any) -> None:
-        return None
 
 
 class SigningKeys:

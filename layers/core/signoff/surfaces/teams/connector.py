@@ -14,9 +14,7 @@ backoff, honouring Retry-After; a 401 drops the cached token and tries once more
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import random
 import threading
 import time
 import urllib.request
@@ -27,6 +25,13 @@ from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import quote, urlencode, urlsplit
 
+from signoff.adapters.http_out import (
+    backoff_delay,
+    host_matches,
+    is_loopback_host,
+    no_redirect_opener,
+    retry_after_seconds,
+)
 from signoff.domain.errors import SignoffError
 from signoff.observability import logger
 
@@ -71,13 +76,6 @@ class UntrustedServiceUrl(SignoffError):
     """A service URL the bot token must not be sent to."""
 
 
-def host_matches(host: str, pattern: str) -> bool:
-    pattern = pattern.lower().strip()
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
-    return host == pattern
-
-
 def trusted_service_url(url: str, hosts: Iterable[str]) -> bool:
     """https to an allowed host; plain http only to an allowed loopback host (the local fake)."""
     try:
@@ -87,22 +85,7 @@ def trusted_service_url(url: str, hosts: Iterable[str]) -> bool:
         return False
     if not host or not any(host_matches(host, pattern) for pattern in hosts):
         return False
-    return parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect would carry the bot token (or the app password) to a host nobody vetted.
-    def redirect_request(self, *_: Any, **__: Any) -> None:
-        return None
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host))
 
 
 @dataclass(frozen=True)
@@ -147,7 +130,8 @@ class BotConnector:
         self._credentials = credentials
         self.login_url = login_url.rstrip("/")
         self.hosts = (*CONNECTOR_HOSTS, *(h.strip().lower() for h in trusted_hosts if h.strip()))
-        self._opener = opener or urllib.request.build_opener(_NoRedirect)
+        # A redirect would carry the bot token (or the app password) to a host nobody vetted.
+        self._opener = opener or no_redirect_opener()
         self._sleep = sleep
         self._clock = clock
         self._attempts = max(1, attempts)
@@ -258,17 +242,12 @@ class BotConnector:
             logger.warning(
                 "teams call retried", extra={"operation": operation, "status": answer.status, "attempt": number}
             )
-            self._sleep(self._delay(number, answer.retry_after))
+            self._sleep(backoff_delay(number, answer.retry_after, base=self._base_delay, cap=MAX_RETRY_AFTER_SECONDS))
         if not answer.ok and answer.status != 401:
             logger.warning(
                 "teams call failed", extra={"operation": operation, "status": answer.status, "code": answer.code}
             )
         return answer
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        ceiling = self._base_delay * 2.0 ** (attempt - 1)
-        backoff = ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not a secret
-        return backoff if retry_after is None else max(backoff, min(retry_after, MAX_RETRY_AFTER_SECONDS))
 
     def _send(self, method: str, url: str, data: bytes | None, content_type: str, token: str | None = None) -> _Answer:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
@@ -283,8 +262,7 @@ class BotConnector:
         except HTTPError as exc:
             with exc:
                 retry_after = exc.headers.get("Retry-After") if exc.headers else None
-                wait = float(retry_after) if retry_after and retry_after.strip().isdigit() else None
-                return _Answer(exc.code, _json(exc.read()), wait)
+                return _Answer(exc.code, _json(exc.read()), retry_after_seconds(retry_after, self._clock()))
         except (OSError, HTTPException) as exc:  # refused, reset, timed out
             logger.warning("teams connection failed", extra={"error": type(exc).__name__})
             return _Answer(None, None)
