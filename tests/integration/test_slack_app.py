@@ -157,14 +157,22 @@ def test_a_click_after_the_decision_is_told_already_decided(world: SlackWorld) -
     assert [r["refusal"] for r in _refusals(world, cp)] == ["already_decided"]
 
 
-def test_a_workspace_that_is_not_ours_is_turned_away(world: SlackWorld, no_comment: Any) -> None:
+def test_a_workspace_that_is_not_ours_is_turned_away_audited_and_never_called_back(
+    world: SlackWorld, no_comment: Any
+) -> None:
     cp = world.open("hard", PUBLIC, policy=no_comment)
+    calls_before = len(world.fake.calls())
 
     response = world.send(world.click_body("bob", cp, "approve", team="T0OTHER"))
 
-    assert response["statusCode"] == 200  # bolt answers through response_url instead
-    assert world.get(cp.id).votes == [] and world.events(cp.id, EventType.REFUSED) == []
-    assert len(world.fake.responses()) == 1
+    # Answered at once; no vote, no listener, and nothing sent to Slack (not even response_url)
+    assert response["statusCode"] == 200
+    assert world.get(cp.id).votes == []
+    assert len(world.fake.calls()) == calls_before and world.fake.responses() == []
+    # The attempt is in the trail as an unknown-workspace refusal, with ids only
+    (refusal,) = _refusals(world, cp)
+    assert refusal["refusal"] == "unknown_workspace" and refusal["unauthorized"] is True
+    assert refusal["handle"] == "slack:T0OTHER/U0BOB" and refusal["person"] is None
 
 
 # -- forms -------------------------------------------------------------------------------------------

@@ -94,19 +94,25 @@ def test_a_click_with_a_bad_token_is_refused_and_records_nothing(
     assert [c.operation for c in world.fake.calls()[calls:]] == (["keys"] if refetched else [])
 
 
-def test_a_tenant_not_on_the_allow_list_is_forbidden(world: TeamsWorld, no_comment: Any) -> None:
+def test_a_tenant_not_on_the_allow_list_is_turned_away_and_audited(world: TeamsWorld, no_comment: Any) -> None:
     cp = world.open("hard", PUBLIC, policy=no_comment)
     activity = world.click_activity("bob", cp, "approve")
-    activity["conversation"]["tenantId"] = activity["channelData"]["tenant"]["id"] = (
-        "00000000-0000-4000-8000-00000000e0e0"
-    )
+    foreign = "00000000-0000-4000-8000-00000000e0e0"
+    activity["conversation"]["tenantId"] = activity["channelData"]["tenant"]["id"] = foreign
 
-    claims, events = dict(world.activity_log.claims), world.events(cp.id)
+    claims, calls = dict(world.activity_log.claims), len(world.fake.calls())
 
     response = world.send(activity)
 
-    assert response["statusCode"] == 403 and response["body"] == ""
-    assert world.get(cp.id).votes == [] and world.events(cp.id) == events and world.activity_log.claims == claims
+    # Answered (an invoke error for the card), no vote, no claim, nothing sent to the connector
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["statusCode"] == 403
+    assert world.get(cp.id).votes == [] and world.activity_log.claims == claims
+    assert [c.operation for c in world.fake.calls()[calls:]] == []
+    # The attempt is in the trail as an unknown-workspace refusal, with ids only
+    (refused,) = [e.data for e in world.events(cp.id) if e.type is EventType.REFUSED]
+    assert refused["refusal"] == "unknown_workspace" and refused["person"] is None
+    assert refused["handle"].startswith(f"teams:{foreign}/")
 
 
 def test_a_request_without_a_token_is_refused_before_its_body_is_read(world: TeamsWorld) -> None:

@@ -4,17 +4,23 @@ change is decided again, and a checkpoint that keeps changing ends in a Conflict
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from signoff.audit import changes
 from signoff.audit.changes import SAVE_ATTEMPTS, Change, Entry, apply_change, chain, decision_data
 from signoff.audit.events import GENESIS, AuditEvent, EventType, verify_chain
+from signoff.domain.acts import Act, Actor, Refusal
 from signoff.domain.errors import Conflict, StaleCheckpoint
 from signoff.domain.models import Checkpoint, Status
-from tests.gates import Gates, InterleavingRepository, gates
+from signoff.usecases.decisions import ActResult
+from tests.gates import BOB, CAROL, MALLORY, Gates, InterleavingRepository, actor, gates, stranger
 
 pytestmark = pytest.mark.unit
 
@@ -180,3 +186,52 @@ def test_decision_data_carries_every_field_the_audit_sli_checks(g: Gates) -> Non
         "approvers": [],
         "conditions": None,
     }
+
+
+# -- contention ----------------------------------------------------------------------------------
+
+
+def test_a_writer_outlasts_as_many_rivals_as_the_bound_allows(g: Gates) -> None:
+    # Given a checkpoint on which SAVE_ATTEMPTS - 1 other writers commit before ours, one by one
+    cp = g.create("hard")
+    repo = StaleRepository(g.repo, stale=SAVE_ATTEMPTS - 1)
+    # When our change is applied / Then it still lands, on its last attempt
+    updated = apply_change(repo, g.clock, cp.id, lambda current: Change(entries=[_note("mine")]))  # type: ignore[arg-type]
+    assert repo.saves == SAVE_ATTEMPTS
+    assert updated.audit_seq == cp.audit_seq + 1
+    assert SAVE_ATTEMPTS > 50  # the writers per checkpoint the design absorbs
+
+
+class YieldingRepository(InterleavingRepository):
+    """Hands the interpreter to other threads between reading and saving, so concurrent writers
+    really do read the same head and collide."""
+
+    def get(self, checkpoint_id: str) -> Checkpoint:
+        found: Checkpoint = self.inner.get(checkpoint_id)
+        time.sleep(0.0005)
+        return found
+
+
+def test_fifty_concurrent_refused_clicks_are_all_recorded(g: Gates, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a card and 50 clicks at once by people who may not approve it (and two real votes),
+    # with no pause between attempts: the bound alone must carry every writer through
+    monkeypatch.setattr(changes, "pause", lambda _: None)
+    cp = g.create("hard")
+    g.decisions.repo = YieldingRepository(g.repo)
+    barrier = threading.Barrier(52)
+    clickers = [stranger() for _ in range(25)] + [actor(MALLORY)] * 25 + [actor(BOB), actor(CAROL)]
+
+    def click(who: Actor) -> ActResult:
+        barrier.wait()
+        return g.decisions.act(cp.id, who, Act.APPROVE, comment="ok")
+
+    # When they all land together
+    with ThreadPoolExecutor(52) as pool:
+        results = list(pool.map(click, clickers))
+    # Then nobody got an error, every refusal is in the trail and both votes count, chained
+    refused = [r for r in results if not r.ok]
+    assert len(refused) == 50 and all(r.refusal is Refusal.UNAUTHORIZED for r in refused)
+    events = g.events(cp.id)
+    assert sum(1 for e in events if e.type is EventType.REFUSED) == 50
+    assert sum(1 for e in events if e.type is EventType.VOTED) == 2
+    assert verify_chain(events) == []

@@ -4,6 +4,8 @@ again from the fresh state instead of overwriting it."""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +16,19 @@ from signoff.domain.errors import Conflict, StaleCheckpoint
 from signoff.domain.models import Checkpoint, Status, Vote
 from signoff.ports import CheckpointRepository, Clock
 
-SAVE_ATTEMPTS = 8
+# A stale save means another writer committed between our read and our write: every failed
+# attempt is some other writer's success. So with at most W writers on one checkpoint at once,
+# each making one change, a writer fails at most W - 1 times before its own save lands.
+# SAVE_ATTEMPTS is the number of concurrent writers per checkpoint the loop absorbs without
+# giving up: above the 50 a busy card sees (every approver clicking at once, a flood of refused
+# clicks, the workflow's own steps), so a refused click is always recorded rather than lost.
+SAVE_ATTEMPTS = 64
+# Between attempts, a short jittered pause spreads the herd out, so the rounds are few and cheap
+# (each round costs a read and a conditional write), not so long that a chat ack misses its 3 s.
+BACKOFF_BASE_SECONDS = 0.002
+BACKOFF_CAP_SECONDS = 0.025
+pause: Callable[[float], None] = time.sleep  # tests make it instant
+_JITTER = random.Random()
 
 
 @dataclass(frozen=True)
@@ -48,8 +62,11 @@ def chain(checkpoint: Checkpoint, entries: list[Entry], at: datetime) -> list[Au
 def apply_change(
     repo: CheckpointRepository, clock: Clock, checkpoint_id: str, decide: Callable[[Checkpoint], Change]
 ) -> Checkpoint:
-    """Decide a change from the current state (decide may refuse by raising) and save it."""
-    for _ in range(SAVE_ATTEMPTS):
+    """Decide a change from the current state (decide may refuse by raising) and save it, deciding
+    again from the fresh state after each concurrent write (see SAVE_ATTEMPTS)."""
+    for attempt in range(SAVE_ATTEMPTS):
+        if attempt:
+            pause(_JITTER.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
         current = repo.get(checkpoint_id)
         change = decide(current)
         if not (change.updates or change.entries or change.vote):

@@ -34,6 +34,9 @@ class Actor:
     handle: str  # e.g. slack:T0SIGNOFF/U0CAROL
     person: str | None  # directory id; None when the directory does not know them
     name: str
+    # False for a request from a workspace (Slack) or tenant (Teams) that is not this deployment's:
+    # signed by the platform, but from people Signoff has no business with.
+    workspace_known: bool = True
 
 
 class Refusal(StrEnum):
@@ -45,11 +48,12 @@ class Refusal(StrEnum):
     COMMENT_REQUIRED = "comment_required"
     REASON_REQUIRED = "reason_required"
     NOT_ON_THIS_GATE = "not_on_this_gate"
+    UNKNOWN_WORKSPACE = "unknown_workspace"  # a workspace or tenant that is not this deployment's
 
     @property
     def unauthorized(self) -> bool:
         """Counts towards the 'unauthorized approvals' figure (should be 0)."""
-        return self in (Refusal.UNAUTHORIZED, Refusal.REQUESTER)
+        return self in (Refusal.UNAUTHORIZED, Refusal.REQUESTER, Refusal.UNKNOWN_WORKSPACE)
 
 
 class Refused(Exception):
@@ -71,6 +75,8 @@ def _when(at: datetime | None) -> str:
 def check(cp: Checkpoint, actor: Actor, act: Act, comment: str | None, now: datetime) -> None:
     """Raise Refused when `actor` may not do `act` on `cp` now. Pure: the rules in one place."""
     gate = cp.assessment.gate
+    if not actor.workspace_known:
+        raise Refused(Refusal.UNKNOWN_WORKSPACE, "This workspace is not connected to Signoff.")
     if act is Act.VIEW_DETAILS:
         # Approvers and the requester may look at a checkpoint whatever its state.
         if can_see(cp, actor):

@@ -18,9 +18,9 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from slack_bolt import Ack, App, BoltRequest
+from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.kwargs_injection.utils import build_required_kwargs
@@ -32,7 +32,7 @@ from slack_sdk.errors import SlackApiError
 from signoff.audit.events import EventType
 from signoff.domain.acts import Act, Actor, Refusal, Refused, can_see, check
 from signoff.domain.cards import build_card, hhmm
-from signoff.domain.errors import NotFound
+from signoff.domain.errors import Conflict, NotFound
 from signoff.domain.models import CHECKPOINT_ID_RE, Checkpoint, Status, VoteKind
 from signoff.domain.routing import LoadedRouting
 from signoff.observability import logger
@@ -50,6 +50,8 @@ FORM_ID = re.compile(r"^signoff_form:")
 COMMAND = "/signoff"
 USAGE = "Usage: `/signoff <checkpoint-id>`: the checkpoint's status, if you approve it or asked for it."
 BOLT_LOGGER = "signoff.surfaces.slack.bolt"
+UNKNOWN_WORKSPACE = "signoff_unknown_workspace"  # bolt context key set by authorize
+BUSY = "This checkpoint is very busy right now and nothing was recorded: please try again."
 ACK_TIMEOUT_SECONDS = 2  # views.open must finish inside Slack's 3 s, with time left to answer
 # check() is called before a form is shown; the form asks for the comment, so stand one in.
 _FORM_COMMENT = "(asked for in the form)"
@@ -196,6 +198,26 @@ class Listeners:
     def actor(self, who: Who) -> Actor:
         return self.directory.actor(enterprise=who.enterprise, team=who.team, user=who.user)
 
+    def refuse_stranger(self, body: dict[str, Any]) -> None:
+        """Audit a click from an unknown workspace on the checkpoint it names (no listener runs)."""
+        click = read_click(body)
+        who = click.who if click else Who.of(body)
+        logger.warning("slack request from an unknown workspace", extra={"team_id": who.team})
+        if click is None:
+            return
+        stranger = Actor(
+            surface="slack",
+            handle=f"slack:{who.enterprise or who.team}/{who.user}",
+            person=None,
+            name=who.user,
+            workspace_known=False,
+        )
+        try:
+            self.decisions.act(click.checkpoint_id, stranger, click.act)
+        except NotFound:
+            pass
+        _log("slack click", click.checkpoint_id, click.act.value, who.user, "refused unknown_workspace")
+
     # -- buttons -----------------------------------------------------------------------------------
 
     def click(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -204,7 +226,15 @@ class Listeners:
             ack()
             return
         actor = self.actor(click.who)
-        outcome = self._click(click, actor, client)
+        try:
+            outcome = self._click(click, actor, client)
+        except Conflict:
+            # Past the writers per checkpoint the save loop absorbs (see audit.changes): nothing was
+            # recorded, so say so rather than fail the request.
+            ack()
+            self._ephemeral(client, click, BUSY)
+            _log("slack click", click.checkpoint_id, click.act.value, click.who.user, "busy")
+            return
         ack()
         _log("slack click", click.checkpoint_id, click.act.value, click.who.user, outcome)
 
@@ -294,9 +324,14 @@ class Listeners:
             ack(response_action="errors", errors=form_data.errors)
             _log("slack form", checkpoint_id, form_data.act.value, who.user, "invalid input")
             return
-        result = self.decisions.act(
-            cp.id, self.actor(who), form_data.act, comment=form_data.comment, conditions=form_data.conditions
-        )
+        try:
+            result = self.decisions.act(
+                cp.id, self.actor(who), form_data.act, comment=form_data.comment, conditions=form_data.conditions
+            )
+        except Conflict:
+            ack(response_action="update", view=blocks.result_view(BUSY))
+            _log("slack form", checkpoint_id, form_data.act.value, who.user, "busy")
+            return
         if result.ok:
             ack()  # closes the modal; the card shows the vote
         elif result.refusal in (Refusal.COMMENT_REQUIRED, Refusal.REASON_REQUIRED):
@@ -404,12 +439,13 @@ def build_app(
         p.slack.team for p in routing.routing.people if p.slack
     )  # fmt: skip
 
-    def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult | None:
-        # Given to bolt so no auth.test call sits in the 3-second ack path. A workspace that is
-        # not ours gets nothing, even with a valid signature.
+    def authorize(enterprise_id: str | None, team_id: str | None, context: BoltContext) -> AuthorizeResult:
+        # Given to bolt so no auth.test call sits in the 3-second ack path. A workspace that is not
+        # ours gets no token, even with a valid signature, and is marked for `stranger_gate` below:
+        # refusing here instead would make bolt call Slack back ("reinstall this app").
         if not ({enterprise_id, team_id} & allowed):
-            logger.warning("slack request from an unknown workspace", extra={"team_id": team_id})
-            return None
+            context[UNKNOWN_WORKSPACE] = True
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id)
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token())
 
     app = App(
@@ -423,11 +459,19 @@ def build_app(
         client=WebClient(
             base_url=client.base_url, timeout=client.timeout, retry_handlers=client.retry_handlers, logger=client.logger
         ),
-        # bolt's annotation says AuthorizeResult, but None ("not installed here") is how it refuses.
-        authorize=cast("Callable[..., AuthorizeResult]", authorize),
+        authorize=authorize,
         process_before_response=True,
     )
     listeners = Listeners(decisions=decisions, routing=routing, repository=repository, directory=directory, chats=chats)
+
+    @app.middleware
+    def stranger_gate(body: dict[str, Any], context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        """A request from a workspace that is not ours runs no listener and calls Slack for
+        nothing: a click on a checkpoint is audited as an unknown-workspace refusal (ids only)."""
+        if not context.get(UNKNOWN_WORKSPACE):
+            return next()
+        listeners.refuse_stranger(body)
+        return BoltResponse(status=200, body="")
 
     # Bolt injects arguments by parameter name and runs a lazy listener by function name: plain
     # functions with stable names, not bound methods.

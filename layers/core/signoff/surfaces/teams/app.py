@@ -29,12 +29,12 @@ from typing import Any
 
 from signoff.domain.acts import Act, Actor, Refused, can_see, check
 from signoff.domain.cards import build_card, hhmm
-from signoff.domain.errors import NotFound
+from signoff.domain.errors import Conflict, NotFound
 from signoff.domain.models import CHECKPOINT_ID_RE, Checkpoint, VoteKind
 from signoff.domain.routing import LoadedRouting
 from signoff.observability import logger
 from signoff.ports import ActivityLog, CheckpointRepository, Clock, ConversationReference, ReferenceStore
-from signoff.surfaces.teams.auth import BotAuthenticator, TeamsAuthError, bearer
+from signoff.surfaces.teams.auth import BotAuthenticator, TeamsAuthError, TenantNotAllowed, activity_tenant, bearer
 from signoff.surfaces.teams.cards import REFRESH_VERB, adaptive_card, details_card, details_sections, message_card
 from signoff.surfaces.teams.chat import audience
 from signoff.surfaces.teams.connector import BotConnector, ConnectorError, UntrustedServiceUrl
@@ -53,6 +53,7 @@ HELP = (
 )
 # check() runs before the inputs are read; a stand-in comment lets it judge everything else.
 _INPUT_COMMENT = "(checked with the inputs)"
+BUSY = "This checkpoint is very busy right now and nothing was recorded: please try again."
 _WORDS = {VoteKind.APPROVE: "approval", VoteKind.DENY: "denial"}
 
 Json = dict[str, Any]
@@ -97,6 +98,11 @@ class TeamsApp:
             bearer(authorization)  # no body is read for a request without a token at all
             activity = read_activity(event)
             caller = self.authenticator.authenticate(authorization, activity)
+        except TenantNotAllowed:
+            # A genuine Bot Framework activity (the token checked out) from a tenant that is not
+            # ours: audited on the checkpoint it names, answered, and never answered back through
+            # the connector.
+            return self._stranger(activity)
         except TeamsAuthError as exc:
             logger.warning("teams request rejected", extra={"reason": exc.reason, "status": exc.status})
             return proxy(exc.status)
@@ -120,6 +126,22 @@ class TeamsApp:
         for followup in later:
             (defer or self.followups.run)(followup)
         return response
+
+    def _stranger(self, activity: Json) -> Response:
+        tenant = activity_tenant(activity) or "-"
+        logger.warning("teams request from an unknown tenant", extra={"tenant_id": tenant})
+        verb, data = _action(activity)
+        if activity.get("type") != "invoke" or activity.get("name") != CARD_ACTION:
+            return proxy(200)
+        found = self._checkpoint(data)
+        if isinstance(found, Checkpoint) and verb in {a.value for a in Act}:
+            aad = _aad(activity)
+            stranger = Actor(
+                surface="teams", handle=f"teams:{tenant}/{aad}", person=None, name=aad, workspace_known=False
+            )
+            result = self.decisions.act(found.id, stranger, Act(verb))
+            _log("teams click", found.id, verb, aad, _refused(result.refusal))
+        return invoke_answer(_error(403, "This tenant is not connected to Signoff."))
 
     def _dispatch(self, activity: Json, tenant: str, service_url: str, defer: Defer) -> Response:
         kind = activity.get("type")
@@ -168,7 +190,13 @@ class TeamsApp:
             act = Act(verb)
         except ValueError:
             return _error(400, "This button is not one Signoff knows.")
-        answer = self.click(cp, actor, act, data, defer)
+        try:
+            answer = self.click(cp, actor, act, data, defer)
+        except Conflict:
+            # Past the writers per checkpoint the save loop absorbs (see audit.changes): nothing was
+            # recorded; the clicker is told to try again instead of getting a server error.
+            _log("teams click", cp.id, act.value, _aad(activity), "busy")
+            return _error(503, BUSY)
         _log("teams click", cp.id, act.value, _aad(activity), answer.outcome)
         return _card(answer.card)
 
@@ -315,7 +343,7 @@ def _card(card: Json) -> Json:
 
 
 def _error(status: int, message: str) -> Json:
-    code = {400: "BadRequest", 404: "NotFound"}.get(status, "Error")
+    code = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 503: "ServiceUnavailable"}.get(status, "Error")
     return {"statusCode": status, "type": INVOKE_ERROR, "value": {"code": code, "message": message}}
 
 
