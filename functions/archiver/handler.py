@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import composition
 from signoff.audit.archiver import ArchiveError, archive_stream_record
-from signoff.observability import logger, metrics, tracer
+from signoff.observability import log_invocation, logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -30,7 +30,7 @@ def record_handler(record: DynamoDBRecord) -> None:
         metrics.add_metric(name="EventsArchived", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context
+@log_invocation()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

@@ -9,13 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signoff import composition
 from signoff.api import checkpoints
 from signoff.api.http import handle
-from signoff.observability import logger, metrics, tracer
+from signoff.observability import log_invocation, metrics, tracer
 from signoff.usecases.embed import handle_embedded, is_embedded
 
 app = checkpoints.build(composition.api_service)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@log_invocation(correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

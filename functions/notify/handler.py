@@ -6,10 +6,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import composition
-from signoff.observability import logger, metrics, tracer
+from signoff.observability import log_invocation, logger, metrics, tracer
 
 
-@logger.inject_lambda_context
+@log_invocation()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from signoff import composition
 from signoff.api import scoring
 from signoff.api.http import build_app, handle
-from signoff.observability import logger, metrics, tracer
+from signoff.observability import log_invocation, metrics, tracer
 
 app = build_app(scoring.routes(composition.policy))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@log_invocation(correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

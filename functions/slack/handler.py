@@ -7,13 +7,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from signoff import composition
-from signoff.observability import logger, metrics
+from signoff.observability import log_invocation, metrics
 from signoff.surfaces.slack.app import handle
 
 
-# log_event stays off whatever POWERTOOLS_LOGGER_LOG_EVENT says: a Slack payload names people and
-# carries what they typed.
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@log_invocation(correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics  # flushes what the decisions emitted (UnauthorizedAttempt), on errors too
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, context, composition.slack_handler())

@@ -1,8 +1,11 @@
-"""One place for Logger, Tracer and Metrics, shared by every function."""
+"""One place for Logger, Tracer and Metrics, shared by every function, and the logging policy of
+every handler (`log_invocation`)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
@@ -15,3 +18,10 @@ logging.getLogger("botocore.parsers").setLevel(max(logging.getLogger("botocore.p
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def log_invocation(correlation_id_path: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Every handler's logging: the Lambda context (and the request's correlation id) on each line;
+    never the event, whatever POWERTOOLS_LOGGER_LOG_EVENT says (events carry task tokens, JWTs and
+    chat payloads); and no key appended by an earlier invocation (`clear_state`)."""
+    return logger.inject_lambda_context(correlation_id_path=correlation_id_path, log_event=False, clear_state=True)
