@@ -16,6 +16,15 @@ from signoff_infra.functions import SignoffFunction
 
 STAGE = "live"
 API_LOGS_POLICY = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+# Throttling at the stage (requests per second, burst). The chat routes are open to the internet
+# (their signature is checked in the function), so a flood of unsigned requests is throttled at
+# the edge, per route, before it costs a Lambda invocation; the signed IAM routes get the default.
+DEFAULT_RATE, DEFAULT_BURST = 200, 400
+CHAT_RATE, CHAT_BURST = 50, 100
+SLACK_ROUTE, TEAMS_ROUTE = "/v1/slack/events", "/v1/teams/messages"
+# Each chat callback's reserved concurrency: a flood that gets past the throttle can use at most
+# this many of the account's concurrent executions, and intake keeps the rest.
+CHAT_CONCURRENCY = 20
 
 
 class SignoffApi(Construct):
@@ -46,6 +55,7 @@ class SignoffApi(Construct):
             description="POST /v1/slack/events: Slack interactivity, slash commands and events",
             layer=layer,
             environment=environment,
+            reserved_concurrency=CHAT_CONCURRENCY,
             timeout=cdk.Duration.seconds(30),
         )
         # Bolt's lazy listeners re-invoke this function asynchronously. A separate policy keeps the
@@ -83,6 +93,14 @@ class SignoffApi(Construct):
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
                 tracing_enabled=True,
+                throttling_rate_limit=DEFAULT_RATE,
+                throttling_burst_limit=DEFAULT_BURST,
+                method_options={
+                    f"{route}/POST": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=CHAT_RATE, throttling_burst_limit=CHAT_BURST
+                    )
+                    for route in ([SLACK_ROUTE, TEAMS_ROUTE] if teams else [SLACK_ROUTE])
+                },
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
@@ -152,6 +170,7 @@ class SignoffApi(Construct):
             name="teams",
             description="POST /v1/teams/messages: Teams Action.Execute invokes and installation events",
             layer=layer,
+            reserved_concurrency=CHAT_CONCURRENCY,
             environment={**environment, "IDEMPOTENCY_TABLE_NAME": data.idempotency.table_name},
             timeout=cdk.Duration.seconds(30),
         )

@@ -31,6 +31,7 @@ class SignoffFunction(Construct):
         timeout: cdk.Duration | None = None,
         memory_size: int = 512,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY)
@@ -53,6 +54,7 @@ class SignoffFunction(Construct):
             memory_size=memory_size,
             timeout=timeout or cdk.Duration.seconds(10),
             tracing=lambda_.Tracing.ACTIVE,
+            reserved_concurrent_executions=reserved_concurrency,
             environment={
                 "SIGNOFF_POLICY_PATH": POLICY_IN_LAYER,
                 "SIGNOFF_ROUTING_PATH": ROUTING_IN_LAYER,

@@ -8,8 +8,8 @@ from constructs import IConstruct
 
 PACK = "AwsSolutions::"
 STACK_WIDE: dict[str, str] = {
-    "AwsSolutions-APIG3": "WAF is an account/edge decision of the deploying organisation; every route but the "
-    "public OpenAPI document requires SigV4-signed IAM credentials.",
+    "AwsSolutions-APIG3": "WAF is opt-in (`-c waf=true`: rate-based rules and IP reputation); without it the stage "
+    "throttles every route (the open chat routes tighter) and the chat functions have reserved concurrency.",
     "AwsSolutions-COG4": "Callers are pipelines and workflows authenticated with IAM (SigV4), not Cognito users.",
     "AwsSolutions-IAM5[Resource::*]": "X-Ray's PutTraceSegments/PutTelemetryRecords accept no resource-level "
     "permissions.",

@@ -18,6 +18,7 @@ from signoff_infra.embed import ExampleReleaseWorkflow
 from signoff_infra.layer import CoreLayer
 from signoff_infra.monitoring import Monitoring
 from signoff_infra.secrets import Secrets
+from signoff_infra.waf import ApiFirewall
 from signoff_infra.workflow import ApprovalWorkflow
 
 TASK_ANSWERS = ["states:SendTaskSuccess", "states:SendTaskFailure"]
@@ -68,6 +69,9 @@ class SignoffStack(cdk.Stack):
             env["TEAMS_SECRET_ARN"] = self.secrets.teams.secret_arn  # Teams is a surface: post there too
         self.workflow = ApprovalWorkflow(self, "Approval", layer=self.core.layer, environment=env, name=approval_name)
         self.api = SignoffApi(self, "Api", data=self.data, layer=self.core.layer, environment=env, teams=teams)
+        if self.node.try_get_context("waf") in (True, "true", "1"):
+            # Optional: rate-based rules and IP reputation in front of the stage (`-c waf=true`).
+            ApiFirewall(self, "Firewall", api=self.api.rest_api)
         self._grant()
         # The audit archive: S3 (Object Lock with `-c archive_object_lock_days=N`), Glue, Athena.
         lock_days = self.node.try_get_context("archive_object_lock_days")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.importgraph import ROOT, closure, graph, imports_of_file
 
-pytestmark = pytest.mark.infrastructure
+pytestmark = [pytest.mark.infrastructure, pytest.mark.xdist_group("cdk")]
 
 HANDLERS = sorted((ROOT / "functions").glob("*/handler.py"))
 NEVER_IN_LAYER = ("signoff/tools", "signoff/testing", "cli.py", "report.py", "client.py", "auditlog.py",
