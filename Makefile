@@ -10,7 +10,7 @@ URL ?= http://127.0.0.1:$(PORT)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := infra
 
-.PHONY: install browser local synth demo test lint typecheck unit integration infrastructure e2e bench cdk-synth clean
+.PHONY: install browser local synth demo test lint typecheck unit integration infrastructure e2e bench eval cdk-synth clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -64,6 +64,10 @@ cdk-synth: install
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench.run
+
+# The helpdesk router on the held-out questions (writes eval/results.json).
+eval: $(VENV)/.installed
+	PYTHONPATH=layers/core $(BIN)/python -m eval.run
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis bench/results.json

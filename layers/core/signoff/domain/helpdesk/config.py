@@ -1,0 +1,278 @@
+"""`helpdesk.yaml`: channels and visibility, request classes with labeled examples, per-class thresholds
+and risk, knowledge sources, queues, approval forms, cue vocabularies, confidence weights, throttling and
+the repeat/incident windows. Validated with pydantic like the checkpoint policy: every error names its
+path, and the version stamped on each triage is the declared semver plus a hash of the content."""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from signoff.domain.errors import PolicyError
+from signoff.domain.policy import _SEMVER, PROBLEMS, Seconds, canonical_json, validation_problems
+
+
+class Route(StrEnum):
+    """The five paths of the helpdesk (the seed article's comparison table)."""
+
+    ANSWER = "answer"
+    APPROVAL = "approval"
+    HANDOFF = "handoff"
+    TICKET = "ticket"
+    INCIDENT = "incident"
+
+
+class Visibility(StrEnum):
+    """Where a reply may go, from the most public to the most private."""
+
+    PUBLIC_THREAD = "public_thread"
+    PRIVATE_THREAD = "private_thread"  # in the thread, visible to the asker only (ephemeral)
+    DM = "dm"
+
+    @property
+    def privacy(self) -> int:
+        return {"public_thread": 0, "private_thread": 1, "dm": 2}[self.value]
+
+
+class ChannelKind(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+    DM = "dm"
+
+
+class Authority(StrEnum):
+    OFFICIAL = "official"
+    GUIDANCE = "guidance"
+    COMMUNITY = "community"
+
+
+# The classes the router's rules are written for; a config may add more, never drop these.
+REQUIRED_CLASSES = (
+    "how_to",
+    "access_request",
+    "password_mfa",
+    "software_request",
+    "policy_exception",
+    "incident",
+    "ticket_only",
+    "out_of_scope",
+)
+# Cue families behind "never answered by the model alone": a config may extend them, not empty them.
+PRIVILEGED_FAMILIES = ("access", "production", "finance", "security")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Channel(_Strict):
+    """A Slack channel the helpdesk listens in. `most_public` caps where replies go in it."""
+
+    id: str = Field(pattern=r"^[CGD][A-Z0-9]{2,}$")
+    name: str = Field(min_length=1)
+    kind: ChannelKind
+    most_public: Visibility = Visibility.PUBLIC_THREAD
+    incidents: bool = False  # the incident channel: incident reports are posted here
+
+
+class Queue(_Strict):
+    """A human queue: who is pinged, who is paged, where tickets go."""
+
+    usergroup: str = Field(pattern=r"^S[A-Z0-9]{2,}$", description="Slack user group id")
+    handle: str = Field(pattern=r"^@[a-z0-9-]+$")
+    oncall: str | None = Field(default=None, description="an on-call rotation in routing.yaml")
+    ticket_project: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,9}$")
+    area: str = Field(min_length=1)
+
+
+class FormField(_Strict):
+    name: str = Field(pattern=r"^[a-z_]+$")
+    label: str = Field(min_length=1)
+    required: bool = True
+    # Words or phrases whose presence in the request means the asker already gave this field.
+    detect: list[str] = Field(default_factory=list)
+
+
+class Form(_Strict):
+    """What an approval modal asks for, and who approves (shown in the boundary statement)."""
+
+    title: str = Field(min_length=1)
+    approvers: str = Field(min_length=1, description='e.g. "your manager and security"')
+    fields: list[FormField] = Field(min_length=1)
+
+
+class RequestClass(_Strict):
+    description: str = Field(min_length=1)
+    route: Route
+    threshold: float = Field(ge=0, le=100, description="confidence needed to take `route`")
+    risk: float = Field(ge=1, le=3, description="multiplies the threshold: riskier classes need more")
+    queue: str
+    visibility: Visibility
+    privileged: bool = False  # never answered publicly, never done by the model alone
+    personal: bool = False  # about the asker's own account or data: never answered publicly
+    form: str | None = None
+    next_step: str = Field(min_length=1)
+    examples: list[str] = Field(min_length=3)
+
+    @property
+    def required_confidence(self) -> float:
+        return min(100.0, self.threshold * self.risk)
+
+
+class Weights(_Strict):
+    retrieval: float = Field(ge=0)
+    margin: float = Field(ge=0)
+    grounding: float = Field(ge=0)
+    classifier: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _sum_to_100(self) -> Weights:
+        total = self.retrieval + self.margin + self.grounding + self.classifier
+        if abs(total - 100) > 1e-9:
+            raise ValueError(f"weights must add up to 100 (they add up to {total:g})")
+        return self
+
+
+class Penalties(_Strict):
+    sensitive: float = Field(ge=0, le=100)
+    privileged: float = Field(ge=0, le=100)
+    missing_fields: float = Field(ge=0, le=100)
+    frustration: float = Field(ge=0, le=100)
+    unfamiliar: float = Field(ge=0, le=100)
+    stale_source: float = Field(ge=0, le=100)
+    injection: float = Field(ge=0, le=100)
+    secret: float = Field(ge=0, le=100)
+
+
+class ConfidenceSettings(_Strict):
+    weights: Weights
+    penalties: Penalties
+    unfamiliar_share: float = Field(ge=0, le=1, description="share of unknown terms that counts as unfamiliar")
+    min_answer_coverage: float = Field(ge=0, le=1, description="an answer must cover this share of the question")
+
+
+class Cues(_Strict):
+    """Vocabularies the rules look for (phrases, matched on word boundaries, case-insensitive)."""
+
+    privileged: dict[str, list[str]]
+    incident: list[str] = Field(min_length=1)
+    frustration: list[str] = Field(min_length=1)
+    sensitive: list[str] = Field(min_length=1)
+    injection: list[str] = Field(min_length=1)
+    other_account: list[str] = Field(default_factory=list)
+
+
+class KnowledgeSettings(_Strict):
+    folder: str = Field(min_length=1)
+    max_age_days: int = Field(ge=1, le=3650, description="a source reviewed longer ago is stale")
+    authority_weight: dict[Authority, float]
+    passages: int = Field(default=5, ge=1, le=20)
+
+
+class Throttling(_Strict):
+    per_user_per_minute: int = Field(ge=1)
+    per_channel_per_minute: int = Field(ge=1)
+
+
+class HelpdeskConfig(_Strict):
+    version: str = Field(pattern=_SEMVER)
+    organization: str = Field(min_length=1)
+    channels: list[Channel] = Field(min_length=1)
+    unknown_channel_most_public: Visibility = Visibility.PRIVATE_THREAD
+    classes: dict[str, RequestClass]
+    queues: dict[str, Queue]
+    forms: dict[str, Form]
+    cues: Cues
+    confidence: ConfidenceSettings
+    knowledge: KnowledgeSettings
+    throttling: Throttling
+    repeat_window: Seconds
+    incident_collapse_window: Seconds
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HelpdeskConfig:
+        """Cross-field rules; every problem is reported as `path: reason`."""
+        problems = [f"classes: misses the class {name!r}" for name in REQUIRED_CLASSES if name not in self.classes]
+        for name, cls in self.classes.items():
+            problems += _class_problems(name, cls, self)
+        for family in PRIVILEGED_FAMILIES:
+            if not self.cues.privileged.get(family):
+                problems.append(f"cues.privileged.{family}: must list at least one cue")
+        ids = [c.id for c in self.channels]
+        problems += [f"channels: channel {i} is listed twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
+        if not any(c.incidents for c in self.channels):
+            problems.append("channels: one channel must be marked incidents: true")
+        if problems:
+            raise ValueError(PROBLEMS + "\n".join(problems))
+        return self
+
+    def channel(self, channel_id: str) -> Channel | None:
+        return next((c for c in self.channels if c.id == channel_id), None)
+
+    @property
+    def incident_channel(self) -> Channel:
+        return next(c for c in self.channels if c.incidents)
+
+
+def _class_problems(name: str, cls: RequestClass, config: HelpdeskConfig) -> list[str]:
+    path = f"classes.{name}"
+    problems = []
+    if cls.queue not in config.queues:
+        problems.append(f"{path}.queue: names unknown queue {cls.queue!r} (queues: {', '.join(config.queues)})")
+    if cls.form is not None and cls.form not in config.forms:
+        problems.append(f"{path}.form: names unknown form {cls.form!r} (forms: {', '.join(config.forms)})")
+    if cls.route is Route.APPROVAL and cls.form is None:
+        problems.append(f"{path}.form: an approval class needs a form")
+    if (cls.privileged or cls.personal) and cls.visibility is Visibility.PUBLIC_THREAD:
+        problems.append(f"{path}.visibility: a privileged or personal class is never answered in a public thread")
+    if cls.privileged and cls.route is Route.ANSWER:
+        problems.append(f"{path}.route: a privileged class is never answered by the model alone")
+    if cls.route is Route.INCIDENT and config.queues.get(cls.queue) and not config.queues[cls.queue].oncall:
+        problems.append(f"{path}.queue: an incident class needs a queue with an on-call rotation")
+    return problems
+
+
+class LoadedHelpdeskConfig(BaseModel):
+    """A validated config and its identity: the declared semver plus a hash of its content."""
+
+    model_config = ConfigDict(frozen=True)
+
+    config: HelpdeskConfig
+    sha256: str
+    source: str
+
+    @property
+    def version(self) -> str:
+        return f"{self.config.version}+{self.sha256[:12]}"
+
+
+def parse_helpdesk_config(data: Any, source: str = "helpdesk.yaml") -> LoadedHelpdeskConfig:
+    """Validate parsed content. Raises PolicyError listing `path: reason` for each problem."""
+    if not isinstance(data, dict):
+        raise PolicyError(source, ["(top level): the helpdesk config must be a mapping"])
+    try:
+        config = HelpdeskConfig.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(source, validation_problems(exc)) from None
+    digest = hashlib.sha256(canonical_json(data).encode()).hexdigest()
+    return LoadedHelpdeskConfig(config=config, sha256=digest, source=source)
+
+
+def load_helpdesk_config(path: str | Path) -> LoadedHelpdeskConfig:
+    """Read and validate a helpdesk YAML file."""
+    import yaml  # only cold starts and the CLI read YAML
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(str(path), [f"not valid YAML: {exc}"]) from None
+    return parse_helpdesk_config(data, source=str(path))
