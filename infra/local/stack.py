@@ -17,7 +17,7 @@ import boto3
 from moto import mock_aws
 
 from local import moto_scaling
-from local.lambdas import FunctionRegistry, LocalFunction
+from local.lambdas import FunctionRegistry, LocalFunction, quiet_disabled_metrics
 from local.streams import STREAMS_ENDPOINT, Mapping, StreamPoller
 from local.template import ACCOUNT, REGION, Template
 
@@ -83,6 +83,7 @@ class LocalStack:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         moto_scaling.install()
+        quiet_disabled_metrics()
         _S3_PUTS.install()
         _S3_PUTS.take()  # a previous stack's puts in this process are not ours
         self._clear_archive_mirror()
@@ -301,13 +302,12 @@ class LocalStack:
         every event ever archived."""
         if self.archive_dir is None:
             return
-        s3 = self.client("s3")
-        for bucket, key in _S3_PUTS.take():
+        for bucket, key, body in _S3_PUTS.take():
             if bucket != os.environ.get("ARCHIVE_BUCKET"):
                 continue
             target = self.archive_dir / key
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            target.write_bytes(body)
 
     def _clear_archive_mirror(self) -> None:
         """The table starts empty, so the mirror does too: events of a previous run would be
@@ -380,12 +380,12 @@ class LocalStack:
 
 
 class _PutLog:
-    """Keys put into S3 since the last `take()`, recorded as moto stores them (one process-wide
+    """Objects (bucket, key, body) put into S3 since the last `take()`, recorded as moto stores them (one process-wide
     patch of moto's S3 backend: every mock shares its class)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._puts: list[tuple[str, str]] = []
+        self._puts: list[tuple[str, str, bytes]] = []
 
     def install(self) -> None:
         from moto.s3.models import S3Backend
@@ -394,16 +394,16 @@ class _PutLog:
             return
         original = S3Backend.put_object
 
-        def put_object(backend: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
-            stored = original(backend, bucket_name, key_name, *args, **kwargs)
+        def put_object(backend: Any, bucket_name: str, key_name: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
+            stored = original(backend, bucket_name, key_name, value, *args, **kwargs)
             with self._lock:
-                self._puts.append((bucket_name, key_name))
+                self._puts.append((bucket_name, key_name, bytes(value)))
             return stored
 
         put_object._signoff_logged = True  # type: ignore[attr-defined]
         S3Backend.put_object = put_object  # type: ignore[method-assign,assignment]
 
-    def take(self) -> list[tuple[str, str]]:
+    def take(self) -> list[tuple[str, str, bytes]]:
         with self._lock:
             taken, self._puts = self._puts, []
         return taken
