@@ -5,7 +5,7 @@
     python -m bench.run --profile  # also print where the engine and the Slack ack spend their time (cProfile)
 
 Measured:
-  engine            signoff.engine.assess decisions per second, one thread, sample + randomised requests
+  engine            signoff.domain.engine.assess decisions per second, one thread, sample + randomised requests
   intake_inmemory   POST /v1/checkpoints (auto gate) through the intake handler in-process, in-memory store
   intake_moto       the same through the real wiring (DynamoDB repository and idempotency) on moto
   slack_ack         the Slack callback's ack of a signed button click, in-process and warm (bench/slack_ack.py):
@@ -51,8 +51,8 @@ from bench import growth
 from bench.context import FakeLambdaContext
 
 if TYPE_CHECKING:
-    from signoff.models import CheckpointRequest
-    from signoff.policy import LoadedPolicy
+    from signoff.domain.models import CheckpointRequest
+    from signoff.domain.policy import LoadedPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_PATH = ROOT / "signoff.yaml"
@@ -155,7 +155,7 @@ def _variant(rng: random.Random, base: dict[str, Any], environments: list[str]) 
 
 def engine_requests(policy: LoadedPolicy, variants: int) -> list[CheckpointRequest]:
     """The three sample requests and `variants` randomised ones (seeded: every run sees the same)."""
-    from signoff.models import CheckpointRequest
+    from signoff.domain.models import CheckpointRequest
 
     samples = _sample_bodies()
     rng = random.Random(42)
@@ -165,8 +165,8 @@ def engine_requests(policy: LoadedPolicy, variants: int) -> list[CheckpointReque
 
 
 def bench_engine(seconds: float, variants: int, *, profile: bool = False) -> dict[str, Any]:
-    from signoff.engine import assess
-    from signoff.policy import load_policy
+    from signoff.domain.engine import assess
+    from signoff.domain.policy import load_policy
 
     policy = load_policy(POLICY_PATH)
     requests = engine_requests(policy, variants)
@@ -284,21 +284,21 @@ def _summary(samples: list[float], warmup: int) -> dict[str, Any]:
 
 
 def bench_intake_inmemory(warmup: int, count: int) -> dict[str, Any]:
-    from signoff import wiring
-    from signoff.adapters.memory import InMemoryCheckpointRepository, InMemoryIdempotencyStore
-    from signoff.clock import SystemClock
-    from signoff.policy import load_policy
-    from signoff.service import CheckpointService
+    from signoff import composition
+    from signoff.adapters.clock import SystemClock
+    from signoff.domain.policy import load_policy
+    from signoff.testing.memory import InMemoryCheckpointRepository, InMemoryIdempotencyStore
+    from signoff.usecases.intake import CheckpointService
 
     handler = load_handler("intake").handler
     policy = load_policy(POLICY_PATH)
     service = CheckpointService(InMemoryCheckpointRepository(), policy, SystemClock(), InMemoryIdempotencyStore())
-    wiring.reset()
-    wiring.override(api=service, policy=policy)
+    composition.reset()
+    composition.override(api=service, policy=policy)
     try:
         summary = _summary(_latencies_ms(handler, warmup, count), warmup)
     finally:
-        wiring.reset()
+        composition.reset()
     summary["target_p99_ms"] = TARGET_P99_MS
     return summary
 
@@ -350,7 +350,7 @@ def bench_intake_moto(warmup: int, count: int) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from signoff import wiring
+    from signoff import composition
 
     handler = load_handler("intake").handler
     env = {
@@ -364,11 +364,11 @@ def bench_intake_moto(warmup: int, count: int) -> dict[str, Any]:
     with mock_aws(), _env(env):
         client = boto3.client("dynamodb")
         create_tables(client)
-        wiring.reset()
+        composition.reset()
         try:
             summary = _summary(_latencies_ms(handler, warmup, count), warmup)
         finally:
-            wiring.reset()
+            composition.reset()
         stored = client.scan(TableName=TABLE_NAME, Select="COUNT")["Count"]
     # Each auto-gated request writes the checkpoint and two audit events (requested, decided).
     summary["items_written"] = stored

@@ -38,7 +38,7 @@ from local.fake_slack import (
     view_submission_payload,
 )
 from local.fake_teams import ISSUER, Activity, Conversation, FakeTeams, TeamsUser, bearer_headers, invoke_action
-from signoff.routing import LoadedRouting, Person
+from signoff.domain.routing import LoadedRouting, Person
 
 CARDS_PATH = "/sandbox/api/cards/"
 
