@@ -62,7 +62,7 @@ e2e: install browser
 cdk-synth: install
 	npx cdk synth --quiet
 
-bench: $(VENV)/.installed
+bench: install
 	$(BIN)/python -m bench.run
 
 # The helpdesk router on the held-out questions (writes eval/results.json).

@@ -11,6 +11,9 @@ Measured:
   slack_ack         the Slack callback's ack of a signed button click, in-process and warm (bench/slack_ack.py):
                     an approval that decides, an outsider's refused click, a Deny that opens a modal
   cold_import_ms    importing each functions/*/handler.py in a fresh interpreter
+  local_growth      the local stack (`python -m local`) filled to 10,000 checkpoints: p50/p99 of auto and
+                    gated POST /v1/checkpoints per 1,000 stored, then sustained gated checkpoints per second
+                    (created, carded, approved by a signed click, finalized) (bench/growth.py)
 
 Powertools and everything that imports it are imported inside the functions below, after
 `configure_env()` has switched metrics, tracing and info logs off.
@@ -44,6 +47,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from bench import growth
 from bench.context import FakeLambdaContext
 
 if TYPE_CHECKING:
@@ -91,6 +95,9 @@ class Config:
     slack_warmup: int = 50
     slack_clicks: int = 500
     import_repeats: int = 5
+    growth_total: int = 10_000
+    growth_block: int = 1_000
+    growth_sustained: int = 300
 
 
 QUICK = Config(
@@ -103,11 +110,17 @@ QUICK = Config(
     slack_warmup=5,
     slack_clicks=30,
     import_repeats=1,
+    growth_total=300,
+    growth_block=100,
+    growth_sustained=20,
 )
 
 
 def configure_env() -> None:
     os.environ.update(BENCH_ENV)
+    from local.lambdas import quiet_disabled_metrics
+
+    quiet_disabled_metrics()  # no EMF lines between the figures
     # The handlers emit no metrics yet; Powertools warns about that on every flush.
     warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
@@ -521,6 +534,8 @@ def format_table(results: dict[str, Any]) -> str:
                 _verdict(imp["median_ms"] < TARGET_IMPORT_MS),
             )
         )
+    for label, result, target, ok in growth.format_rows(results["local_growth"]):
+        rows.append((label, result, target, _verdict(ok) if target != "(figures only)" else ""))
     header = ("benchmark", "result", "target", "")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
     lines = [
@@ -541,6 +556,9 @@ def run(config: Config, *, profile: bool = False) -> dict[str, Any]:
         "intake_moto": bench_intake_moto(config.moto_warmup, config.moto_requests),
         "slack_ack": bench_slack_ack(config.slack_warmup, config.slack_clicks, profile=profile),
         "cold_import_ms": bench_cold_imports(config.import_repeats),
+        "local_growth": growth.bench_growth(
+            config.growth_total, config.growth_block, 0.05, config.growth_sustained, workers=8
+        ),
         "machine": machine_info(),
     }
 

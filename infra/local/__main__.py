@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from local.server import LOCAL_CALLER, LocalApi
 from local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
+STOP_GRACE_SECONDS = 0.5  # SIGTERM/Ctrl-C to exit stays under a second
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,12 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
     stopped.wait()
-    local.stop()
-    return 0
+    # Stop what answers requests, but never wait long: moto's execution workers are not daemon
+    # threads and sleep out their task timeouts (minutes under the shipped policy), and nothing
+    # here needs them, since the state lives in memory. Whatever is not done in time is dropped.
+    stopper = threading.Thread(target=local.stop, name="stop", daemon=True)
+    stopper.start()
+    stopper.join(timeout=STOP_GRACE_SECONDS)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def banner(api: LocalApi, stack: LocalStack, signing_secret: str) -> str:
     url = api.url
+    port = url.rsplit(":", 1)[-1]
+    make = "make " if port == "8080" else f"PORT={port} make "
+    archive = stack.archive_dir or "(none)"
     return "\n".join(
         [
             f"Signoff local stack listening on {url}",
@@ -59,11 +71,14 @@ def banner(api: LocalApi, stack: LocalStack, signing_secret: str) -> str:
                 else []
             ),
             f"  tables           {stack.outputs.get('TableName')}, {stack.outputs.get('IdempotencyTableName')}",
+            "  state            in memory: the tables and workflows start empty each run, so the archive",
+            f"                   mirror {archive} was cleared too",
             "",
             "Try it:",
             f"  curl -s -X POST {url}/v1/checkpoints -H 'content-type: application/json' \\",
             "       -H 'Idempotency-Key: demo-1' -d @events/api/checkpoint-auto.json",
-            "  make demo        # the three samples: auto, soft and hard gates",
+            f"  {make}demo        # the three samples: auto, soft and hard gates",
+            f"  .venv/bin/signoff audit verify --url {url}",
             "",
             "Stop with Ctrl-C.",
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -49,14 +50,17 @@ def describe(expected: str, status: int, cp: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
-    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    default = os.environ.get("SIGNOFF_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '8080')}"
+    parser.add_argument("--url", default=default, help="default: $SIGNOFF_URL, else 127.0.0.1:$PORT (8080)")
     args = parser.parse_args(argv)
     failures = 0
     for expected, name in SAMPLES:
         try:
             status, cp = post(args.url, (ROOT / "events" / "api" / name).read_bytes())
         except urllib.error.URLError as exc:
-            print(f"cannot reach {args.url} ({exc.reason}): start the local stack with `make local`", file=sys.stderr)
+            port = args.url.rsplit(":", 1)[-1].rstrip("/")
+            start = "make local" if port == "8080" else f"PORT={port} make local"
+            print(f"cannot reach {args.url} ({exc.reason}): start the local stack with `{start}`", file=sys.stderr)
             return 3
         print(describe(expected, status, cp), end="\n\n")
         failures += (cp.get("assessment") or {}).get("gate", {}).get("kind") != expected

@@ -130,6 +130,9 @@ class FakeSlack(LoopbackServer):
         with self._lock:
             self._calls: list[Call] = []
             self._messages: dict[tuple[str, str], Message] = {}
+            # button value (a checkpoint id) -> the messages whose buttons ever carried it, so a
+            # card is found without reading every message ever posted
+            self._by_value: dict[str, dict[tuple[str, str], None]] = {}
             self._ephemerals: list[dict[str, Any]] = []
             self._views: list[dict[str, Any]] = []
             self._responses: list[dict[str, Any]] = []
@@ -176,6 +179,28 @@ class FakeSlack(LoopbackServer):
     def message(self, channel: str, ts: str) -> Message:
         with self._lock:
             return self._messages[(channel, ts)]
+
+    def cards_of(self, value: str) -> list[Message]:
+        """Top-level messages whose buttons carried `value` when posted or updated, oldest first."""
+        with self._lock:
+            found = [self._messages[key] for key in self._by_value.get(value, {})]
+        return sorted(found, key=lambda m: (m.ts, m.channel))
+
+    def threads(self) -> dict[tuple[str, str], list[Message]]:
+        """(channel, thread ts) -> its replies, oldest first, in one pass."""
+        found: dict[tuple[str, str], list[Message]] = {}
+        with self._lock:
+            for (channel, _), m in self._messages.items():
+                if m.thread_ts is not None:
+                    found.setdefault((channel, m.thread_ts), []).append(m)
+        return {key: sorted(replies, key=lambda m: m.ts) for key, replies in found.items()}
+
+    def _index(self, message: Message) -> None:
+        for block in message.blocks:
+            if block.get("type") == "actions":
+                for element in block.get("elements", []):
+                    if isinstance(element.get("value"), str):
+                        self._by_value.setdefault(element["value"], {})[(message.channel, message.ts)] = None
 
     def replies(self, channel: str, thread_ts: str) -> list[Message]:
         with self._lock:
@@ -254,6 +279,7 @@ class FakeSlack(LoopbackServer):
         ts = self._next_ts()
         message = Message(channel, ts, text, blocks, str(thread_ts) if thread_ts else None)
         self._messages[(channel, ts)] = message
+        self._index(message)
         return {"channel": channel, "ts": ts, "message": _shape(message)}
 
     def _update(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +293,7 @@ class FakeSlack(LoopbackServer):
             message.text = str(params["text"])
         if "blocks" in params:
             message.blocks = blocks
+            self._index(message)
         message.updates += 1
         return {"channel": channel, "ts": ts, "text": message.text, "message": _shape(message)}
 

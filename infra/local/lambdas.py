@@ -104,3 +104,23 @@ class FunctionRegistry:
         if self._original is not None:
             LambdaFunction._invoke_lambda = self._original  # type: ignore[method-assign]
             self._original = None
+
+
+def quiet_disabled_metrics() -> None:
+    """With POWERTOOLS_METRICS_DISABLED, Powertools still keeps every metric value in memory and
+    prints the whole set as an EMF line each time one metric reaches 100 values (its size-limit
+    flush does not check the switch). Off means off here: a disabled metric is not recorded."""
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    original = AmazonCloudWatchEMFProvider.add_metric
+    if getattr(original, "_signoff_quiet", False):
+        return
+
+    def add_metric(self: Any, *args: Any, **kwargs: Any) -> None:
+        if is_metrics_disabled():
+            return
+        original(self, *args, **kwargs)
+
+    add_metric._signoff_quiet = True  # type: ignore[attr-defined]
+    AmazonCloudWatchEMFProvider.add_metric = add_metric  # type: ignore[method-assign]

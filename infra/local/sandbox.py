@@ -6,6 +6,7 @@ requests reach (`POST /v1/slack/events`): same verification, same authorization.
 
 JSON API (the page at /sandbox uses it, and so do the end-to-end tests):
   GET  /sandbox/api/state                  people, channels with their messages, ephemerals, views
+  GET  /sandbox/api/cards/{checkpoint id}  the messages whose buttons carry that checkpoint (with channel)
   POST /sandbox/api/click   {person, channel, ts, action_id, value}
   POST /sandbox/api/submit  {person, view_id, values: {block_id: text}}
 
@@ -39,6 +40,8 @@ from local.fake_slack import (
 from local.fake_teams import ISSUER, Activity, Conversation, FakeTeams, TeamsUser, bearer_headers, invoke_action
 from signoff.domain.routing import LoadedRouting, Person
 
+CARDS_PATH = "/sandbox/api/cards/"
+
 PAGE = Path(__file__).with_name("sandbox.html")
 EVENTS_PATH = "/v1/slack/events"
 TEAMS_EVENTS_PATH = "/v1/teams/messages"
@@ -70,6 +73,8 @@ class Sandbox:
             return 200, {"content-type": "text/html; charset=utf-8"}, PAGE.read_bytes()
         if method == "GET" and path == "/sandbox/api/state":
             return _json(200, self.state())
+        if method == "GET" and path.startswith(CARDS_PATH):
+            return _json(200, {"cards": [asdict(m) for m in self.slack.cards_of(path.removeprefix(CARDS_PATH))]})
         try:
             data = json.loads(body or b"{}")
         except ValueError:
@@ -99,9 +104,10 @@ class Sandbox:
             if p.slack
         ]
         channels = {}
+        threads = self.slack.threads()
         for channel in self.slack.channels():
             channels[channel] = [
-                {**asdict(m), "replies": [asdict(r) for r in self.slack.replies(channel, m.ts)]}
+                {**asdict(m), "replies": [asdict(r) for r in threads.get((channel, m.ts), [])]}
                 for m in self.slack.messages(channel)
             ]
         state: dict[str, Any] = {

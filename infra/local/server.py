@@ -90,7 +90,10 @@ class LocalApi:
         return f"http://{host!s}:{port}"
 
     def start(self) -> LocalApi:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="signoff-local-api", daemon=True)
+        # A short poll interval: stop() waits for the serving loop to notice.
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="signoff-local-api", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -131,6 +134,8 @@ class LocalApi:
         if path == "/local/queues":
             return _json(200, {"queues": self._queue_messages()})
         sfn = self.stack.client("stepfunctions")
+        if path.startswith("/local/executions/") and method == "GET":
+            return self._execution(sfn, path.removeprefix("/local/executions/"))
         if path != "/local/executions":
             return _json(404, {"message": f"no local route {path}"})
         if method == "POST":
@@ -147,17 +152,20 @@ class LocalApi:
         for machine_name, arn in self.stack.state_machines.items():
             for e in sfn.list_executions(stateMachineArn=arn)["executions"]:
                 described = sfn.describe_execution(executionArn=e["executionArn"])
-                executions.append(
-                    {
-                        "state_machine": machine_name,
-                        "name": e["name"],
-                        "status": e["status"],
-                        "output": json.loads(described["output"]) if described.get("output") else None,
-                        "error": described.get("error"),
-                        "cause": described.get("cause"),
-                    }
-                )
+                executions.append(_execution_view(machine_name, e["name"], described))
         return _json(200, {"executions": executions})
+
+    def _execution(self, sfn: Any, name: str) -> tuple[int, dict[str, str], bytes]:
+        """One execution by name (a checkpoint's approval workflow is named after it), without
+        listing every execution there ever was."""
+        for machine_name, arn in self.stack.state_machines.items():
+            execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
+            try:
+                described = sfn.describe_execution(executionArn=execution_arn)
+            except sfn.exceptions.ExecutionDoesNotExist:
+                continue
+            return _json(200, _execution_view(machine_name, name, described))
+        return _json(404, {"message": f"no execution named {name}"})
 
     def _queue_messages(self) -> dict[str, list[Any]]:
         """Messages waiting in each queue (e.g. the archiver's dead letters), left in place."""
@@ -217,6 +225,17 @@ class LocalApi:
                 log.info("%s %s", self.address_string(), fmt % args)
 
         return Handler
+
+
+def _execution_view(machine_name: str, name: str, described: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "state_machine": machine_name,
+        "name": name,
+        "status": described["status"],
+        "output": json.loads(described["output"]) if described.get("output") else None,
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+    }
 
 
 def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:

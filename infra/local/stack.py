@@ -16,7 +16,8 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from local.lambdas import FunctionRegistry, LocalFunction
+from local import moto_scaling
+from local.lambdas import FunctionRegistry, LocalFunction, quiet_disabled_metrics
 from local.streams import STREAMS_ENDPOINT, Mapping, StreamPoller
 from local.template import ACCOUNT, REGION, Template
 
@@ -71,7 +72,6 @@ class LocalStack:
     queues: dict[str, str] = field(default_factory=dict)  # ARN -> URL
     faults: dict[str, int] = field(default_factory=dict)
     poller: StreamPoller | None = None
-    _mirrored: dict[str, str] = field(default_factory=dict)
     _mock: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -82,7 +82,11 @@ class LocalStack:
         os.environ["POWERTOOLS_LOG_LEVEL"] = os.environ.get(LOG_LEVEL_VAR, "WARNING")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
-        _serialize_dynamodb()
+        moto_scaling.install()
+        quiet_disabled_metrics()
+        _S3_PUTS.install()
+        _S3_PUTS.take()  # a previous stack's puts in this process are not ours
+        self._clear_archive_mirror()
         self.functions.install()
         self.template = Template.load(self.outdir)
         self._deploy()
@@ -293,20 +297,28 @@ class LocalStack:
         return names
 
     def _mirror_archive(self) -> None:
-        """Copy new archive objects to disk, where `signoff audit` and DuckDB read them locally."""
-        bucket = os.environ.get("ARCHIVE_BUCKET")
-        if not bucket or self.archive_dir is None:
+        """Copy the archive objects written since the last call to disk, where `signoff audit`
+        (DuckDB) reads them. Only new keys are read: listing the bucket would cost more with
+        every event ever archived."""
+        if self.archive_dir is None:
             return
-        s3 = self.client("s3")
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                key, tag = obj["Key"], obj["ETag"]
-                if self._mirrored.get(key) == tag:
-                    continue
-                target = self.archive_dir / key
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-                self._mirrored[key] = tag
+        for bucket, key, body in _S3_PUTS.take():
+            if bucket != os.environ.get("ARCHIVE_BUCKET"):
+                continue
+            target = self.archive_dir / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+
+    def _clear_archive_mirror(self) -> None:
+        """The table starts empty, so the mirror does too: events of a previous run would be
+        "unknown" to `signoff audit verify` and counted by the SLI queries."""
+        if self.archive_dir is None or not self.archive_dir.exists():
+            return
+        for path in self.archive_dir.rglob("*.jsonl.gz"):
+            path.unlink()
+        for folder in sorted((p for p in self.archive_dir.rglob("*") if p.is_dir()), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
     def stop_executions(self) -> None:
         """Executions outlive moto: stop those still running (their waits end on their own)."""
@@ -367,27 +379,37 @@ class LocalStack:
         return any(r.match(path) is not None for r in self.routes)
 
 
-_DYNAMODB_LOCK = threading.RLock()
-_DYNAMODB_OPS = ("put_item", "get_item", "query", "scan", "update_item", "delete_item", "transact_write_items")
+class _PutLog:
+    """Objects (bucket, key, body) put into S3 since the last `take()`, recorded as moto stores them (one process-wide
+    patch of moto's S3 backend: every mock shares its class)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._puts: list[tuple[str, str, bytes]] = []
+
+    def install(self) -> None:
+        from moto.s3.models import S3Backend
+
+        if getattr(S3Backend.put_object, "_signoff_logged", False):
+            return
+        original = S3Backend.put_object
+
+        def put_object(backend: Any, bucket_name: str, key_name: str, value: bytes, *args: Any, **kwargs: Any) -> Any:
+            stored = original(backend, bucket_name, key_name, value, *args, **kwargs)
+            with self._lock:
+                self._puts.append((bucket_name, key_name, bytes(value)))
+            return stored
+
+        put_object._signoff_logged = True  # type: ignore[attr-defined]
+        S3Backend.put_object = put_object  # type: ignore[method-assign,assignment]
+
+    def take(self) -> list[tuple[str, str, bytes]]:
+        with self._lock:
+            taken, self._puts = self._puts, []
+        return taken
 
 
-def _serialize_dynamodb() -> None:
-    """moto's DynamoDB is not thread-safe (a transaction deep-copies tables another request may be
-    writing), and the local stack serves requests, workflows and stream pollers on many threads:
-    one lock makes each operation atomic, as DynamoDB's are."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    for name in _DYNAMODB_OPS:
-        method = getattr(DynamoDBBackend, name)
-        if getattr(method, "_signoff_locked", False):
-            continue
-
-        def locked(self: Any, *args: Any, __method: Any = method, **kwargs: Any) -> Any:
-            with _DYNAMODB_LOCK:
-                return __method(self, *args, **kwargs)
-
-        locked._signoff_locked = True  # type: ignore[attr-defined]
-        setattr(DynamoDBBackend, name, locked)
+_S3_PUTS = _PutLog()
 
 
 class InjectedFault(Exception):

@@ -5,6 +5,8 @@ Slack, and the local execution list."""
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
@@ -140,21 +142,37 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
         time.sleep(interval)
 
 
+def synthesized(tmp_path_factory: pytest.TempPathFactory, variant: dict[str, str]) -> Path:
+    """The cloud assembly of one template variant (policy, routing, Teams...), synthesized once per
+    test run: a warm synthesis takes tens of seconds, and xdist workers share this folder (the
+    first to need a variant synthesizes it under a file lock; the others wait and reuse it)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    key = hashlib.sha256(json.dumps(variant, sort_keys=True).encode()).hexdigest()[:16]
+    outdir = shared / f"cdk.out-{key}"
+    with (shared / f"cdk.out-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (outdir / "Signoff.template.json").exists():
+            env = {**os.environ, "PYTHONPATH": str(ROOT / "infra"), "CDK_OUTDIR": str(outdir), **variant}
+            subprocess.run(
+                [sys.executable, str(ROOT / "infra" / "app.py")], cwd=ROOT, env=env, check=True, capture_output=True
+            )
+    return outdir
+
+
 def start_local(tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> Iterator[LocalSignoff]:
-    """Synthesize the CDK app (fast test policy, example workflow) and start `python -m local` on
-    a free port; stop it afterwards."""
-    outdir = tmp_path_factory.mktemp("cdk.out")
+    """Start `python -m local` on a free port from the CDK app synthesized with the fast test policy
+    and the example workflow (or `extra_env`'s variant); stop it afterwards."""
+    variant = {"SIGNOFF_POLICY": str(FAST_POLICY), "SIGNOFF_EXAMPLE": "1", **extra_env}
+    outdir = synthesized(tmp_path_factory, variant)
     archive = tmp_path_factory.mktemp("archive")
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "infra"),
         "CDK_OUTDIR": str(outdir),
-        "SIGNOFF_POLICY": str(FAST_POLICY),
-        "SIGNOFF_EXAMPLE": "1",
         "SIGNOFF_ARCHIVE": str(archive),
-        **extra_env,
+        **variant,
     }
-    subprocess.run([sys.executable, str(ROOT / "infra" / "app.py")], cwd=ROOT, env=env, check=True, capture_output=True)
     log = (tmp_path_factory.mktemp("logs") / "local.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "local", "--port", "0", "--outdir", str(outdir)],
