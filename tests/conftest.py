@@ -1,5 +1,6 @@
 """Suite-wide settings: quiet Powertools and fake AWS credentials, set before any test imports
-a handler, so nothing a test does can reach a real AWS account."""
+a handler, so nothing a test does can reach a real AWS account. The network ban (loopback and Unix
+sockets only) is pytest-socket's, configured for every suite in pyproject's addopts."""
 
 import os
 

@@ -17,11 +17,21 @@ from typing import Any
 import pytest
 
 from signoff.audit.events import AuditEvent, EventType, chain_event
-from signoff.audit.records import archive_key, archive_record, decode, encode
+from signoff.audit.records import COLUMNS, archive_key, archive_record, decode, encode
 from signoff.domain.models import Status
-from signoff.tools import auditlog
-from signoff.tools.auditlog import ApiEvents, AuditClient, AuditLogError, MemoryEvents, ProblemKind
+from signoff.tools.queries import (
+    QUERIES_ENV,
+    AuditLogError,
+    as_dicts,
+    list_queries,
+    open_archive,
+    queries_dir,
+    render,
+    run_query,
+)
+from signoff.tools.verify import ApiEvents, AuditClient, MemoryEvents, ProblemKind, VerifyReport, verify
 from tests.auditdata import AuditData, build_audit_data, write_archive
+from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -46,14 +56,14 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> AuditData:
 
 @pytest.fixture(scope="module")
 def conn(data: AuditData) -> Iterator[Any]:
-    connection = auditlog.open_archive(data.root)
+    connection = open_archive(data.root)
     yield connection
     connection.close()
 
 
 def query(conn: Any, name: str) -> list[dict[str, Any]]:
-    columns, rows = auditlog.run_query(conn, name)
-    return auditlog.as_dicts(columns, rows)
+    columns, rows = run_query(conn, name)
+    return as_dicts(columns, rows)
 
 
 @pytest.fixture
@@ -111,7 +121,7 @@ def facts(data: AuditData) -> Facts:
 
 # -- the query files -----------------------------------------------------------------------------
 
-# Functions both Trino (Athena) and DuckDB know, or that signoff.tools.auditlog defines as DuckDB macros.
+# Functions both Trino (Athena) and DuckDB know, or that signoff.tools.queries defines as DuckDB macros.
 PORTABLE_FUNCTIONS = {
     "count", "sum", "max", "min", "avg", "round", "cast", "coalesce", "nullif", "array_agg",
     "approx_percentile", "from_iso8601_timestamp", "json_extract_scalar", "json_extract", "date_diff",
@@ -120,7 +130,7 @@ SQL_WORDS = {"as", "in", "and", "or", "not", "filter", "over", "exists", "on", "
 
 
 def test_every_sli_has_a_query_file_with_a_title_a_description_and_a_target() -> None:
-    queries = auditlog.list_queries()
+    queries = list_queries()
     assert {q.name for q in queries} == QUERIES
     for q in queries:
         assert q.title and q.description and q.target, q.name
@@ -128,13 +138,53 @@ def test_every_sli_has_a_query_file_with_a_title_a_description_and_a_target() ->
 
 
 def test_the_query_files_call_only_functions_both_engines_know() -> None:
-    for q in auditlog.list_queries():
+    for q in list_queries():
         body = "\n".join(line.split("--", 1)[0] for line in q.sql.splitlines())
         called = {name.lower() for name in re.findall(r"\b([A-Za-z_]\w*)\s*\(", body)} - SQL_WORDS
         ctes = {name.lower() for name in re.findall(r"\b(\w+)\s+AS\s*\(", body, flags=re.IGNORECASE)}
         assert called - ctes <= PORTABLE_FUNCTIONS, q.name
         assert "::" not in body and ";" not in body, q.name  # no DuckDB casts, one statement each
         assert re.search(r"\bFROM audit_events\b", body), q.name
+
+
+def test_the_queries_are_the_repositorys_wherever_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(QUERIES_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert queries_dir() == REPO_ROOT / "audit" / "queries"
+
+
+def test_the_repository_is_the_first_folder_up_with_both_audit_queries_and_pyproject(tmp_path: Path) -> None:
+    # Given a repository with decoys on the way up: audit/queries without a pyproject.toml, and a
+    # pyproject.toml without audit/queries
+    repo = tmp_path / "repo"
+    (repo / "audit" / "queries").mkdir(parents=True)
+    (repo / "pyproject.toml").touch()
+    (repo / "layers" / "audit" / "queries").mkdir(parents=True)
+    (repo / "layers" / "core").mkdir(parents=True)
+    (repo / "layers" / "core" / "pyproject.toml").touch()
+    module = repo / "layers" / "core" / "signoff" / "tools" / "queries.py"
+
+    # When the queries are looked for from a module deep inside it, Then the repository's are found
+    assert queries_dir(near=module) == repo / "audit" / "queries"
+
+
+def test_without_a_repository_the_error_names_the_variable_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(QUERIES_ENV, raising=False)
+    with pytest.raises(AuditLogError, match=f"cannot find the SLI queries: .*; set {QUERIES_ENV} to the folder"):
+        queries_dir(near=tmp_path / "site-packages" / "signoff" / "tools" / "queries.py")
+
+
+def test_the_variable_overrides_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "only_this.sql").write_text("-- Only this\n-- Target: none\nSELECT 1 FROM audit_events\n")
+    monkeypatch.setenv(QUERIES_ENV, str(tmp_path))
+    assert [q.name for q in list_queries()] == ["only_this"]
+    monkeypatch.setenv(QUERIES_ENV, str(tmp_path / "missing"))
+    with pytest.raises(AuditLogError, match=f"no query folder at .*missing \\({QUERIES_ENV} names the folder"):
+        list_queries()
 
 
 # -- each figure, SQL against Python --------------------------------------------------------------
@@ -313,7 +363,7 @@ def test_audit_completeness_names_decisions_missing_a_field_or_their_request(dat
     stripped = first.model_copy(update={"data": {k: v for k, v in first.data.items() if k != "approvers"}})
     (copy / archive_key(first)).write_bytes(encode([archive_record(stripped)]))
     (copy / archive_key(facts.requested(second.checkpoint_id))).unlink()
-    conn = auditlog.open_archive(copy)
+    conn = open_archive(copy)
     assert query(conn, "audit_completeness") == [
         {
             "decisions": len(decisions),
@@ -352,8 +402,8 @@ def test_top_approvers_by_votes_with_their_median_response(conn: Any, facts: Fac
 
 
 def test_every_query_runs_on_an_empty_archive(tmp_path: Path) -> None:
-    conn = auditlog.open_archive(tmp_path)
-    results = {q.name: query(conn, q.name) for q in auditlog.list_queries()}
+    conn = open_archive(tmp_path)
+    results = {q.name: query(conn, q.name) for q in list_queries()}
     assert results["stalled_approvals"] == [
         {
             "gated_requests": 0,
@@ -369,9 +419,9 @@ def test_every_query_runs_on_an_empty_archive(tmp_path: Path) -> None:
 
 
 def test_the_table_has_the_glue_columns_typed_plus_dt(conn: Any) -> None:
-    columns, rows = auditlog.run_query(conn, "DESCRIBE audit_events")
+    columns, rows = run_query(conn, "DESCRIBE audit_events")
     types = {row[0]: row[1] for row in rows}
-    assert list(types) == [*(name for name, _ in auditlog.COLUMNS), "dt"]
+    assert list(types) == [*(name for name, _ in COLUMNS), "dt"]
     assert (types["seq"], types["score"], types["unauthorized"], types["dt"]) == (
         "INTEGER",
         "DOUBLE",
@@ -382,16 +432,16 @@ def test_the_table_has_the_glue_columns_typed_plus_dt(conn: Any) -> None:
 
 def test_raw_sql_runs_and_timestamps_with_a_time_zone_come_back_as_text(conn: Any, data: AuditData) -> None:
     sql = "SELECT count(*) AS n, from_iso8601_timestamp('2026-01-01T12:00:00Z') AS t FROM audit_events"
-    assert auditlog.run_query(conn, sql) == (["n", "t"], [(len(data.events), "2026-01-01 12:00:00+00")])
+    assert run_query(conn, sql) == (["n", "t"], [(len(data.events), "2026-01-01 12:00:00+00")])
 
 
 def test_unknown_names_and_bad_sql_are_errors_not_tracebacks(conn: Any) -> None:
     with pytest.raises(AuditLogError, match="no query named 'nope'; known: approval_failures"):
-        auditlog.run_query(conn, "nope")
+        run_query(conn, "nope")
     with pytest.raises(AuditLogError, match="query failed"):
-        auditlog.run_query(conn, "SELECT no_such_column FROM audit_events")
+        run_query(conn, "SELECT no_such_column FROM audit_events")
     with pytest.raises(AuditLogError, match="no archive folder"):
-        auditlog.open_archive("/nonexistent/archive")
+        open_archive("/nonexistent/archive")
 
 
 def test_a_period_counts_the_checkpoints_requested_in_it_with_all_their_events(data: AuditData) -> None:
@@ -399,32 +449,32 @@ def test_a_period_counts_the_checkpoints_requested_in_it_with_all_their_events(d
     first = date.fromisoformat(data.first_day)
     until = first + timedelta(days=2)
     chosen = {cp for cp in facts.by_cp if first <= facts.requested(cp).at.date() <= until}  # requested in the period
-    conn = auditlog.open_archive(data.root, since=first, until=until)
-    _, rows = auditlog.run_query(conn, "SELECT checkpoint_id, count(*) FROM audit_events GROUP BY 1")
+    conn = open_archive(data.root, since=first, until=until)
+    _, rows = run_query(conn, "SELECT checkpoint_id, count(*) FROM audit_events GROUP BY 1")
     assert dict(rows) == {cp: len(facts.by_cp[cp]) for cp in chosen}
     assert 0 < len(chosen) < len(facts.by_cp)
 
 
 def test_rendering_as_table_json_and_csv() -> None:
     columns, rows = ["name", "n", "pct", "ids"], [("a", 1, 12.5, ["x"]), ("bb", 10, None, None)]
-    assert auditlog.render(columns, rows, "table").splitlines() == [
+    assert render(columns, rows, "table").splitlines() == [
         "name   n   pct  ids",
         "----  --  ----  -----",
         'a      1  12.5  ["x"]',
         "bb    10",
         "(2 rows)",
     ]
-    assert json.loads(auditlog.render(columns, rows, "json")) == [
+    assert json.loads(render(columns, rows, "json")) == [
         {"name": "a", "n": 1, "pct": 12.5, "ids": ["x"]},
         {"name": "bb", "n": 10, "pct": None, "ids": None},
     ]
-    assert auditlog.render(columns, rows, "csv").splitlines() == ["name,n,pct,ids", 'a,1,12.5,"[""x""]"', "bb,10,,"]
+    assert render(columns, rows, "csv").splitlines() == ["name,n,pct,ids", 'a,1,12.5,"[""x""]"', "bb,10,,"]
 
 
 # -- verify ----------------------------------------------------------------------------------------
 
 
-def kinds(report: auditlog.VerifyReport) -> dict[str, list[tuple[str, int | None]]]:
+def kinds(report: VerifyReport) -> dict[str, list[tuple[str, int | None]]]:
     found: dict[str, list[tuple[str, int | None]]] = defaultdict(list)
     for problem in report.problems:
         found[problem.kind.value].append((problem.checkpoint_id, problem.seq))
@@ -432,7 +482,7 @@ def kinds(report: auditlog.VerifyReport) -> dict[str, list[tuple[str, int | None
 
 
 def test_an_intact_archive_verifies(data: AuditData) -> None:
-    report = auditlog.verify(data.root, MemoryEvents(data.events))
+    report = verify(data.root, MemoryEvents(data.events))
     assert report.ok, [str(p) for p in report.problems]
     assert (report.checkpoints, report.table_events, report.archived_objects) == (
         len(data.by_checkpoint()),
@@ -451,7 +501,7 @@ def test_an_event_altered_in_the_archive_with_its_hash_kept_is_named(data: Audit
     event = _decided(data)
     forged = event.model_copy(update={"data": {**event.data, "decided_by": "mallory", "reason": "lgtm"}})
     (copy / archive_key(event)).write_bytes(encode([archive_record(forged)]))
-    report = auditlog.verify(copy, MemoryEvents(data.events))
+    report = verify(copy, MemoryEvents(data.events))
     assert not report.ok
     where = (event.checkpoint_id, event.seq)
     found = kinds(report)
@@ -466,7 +516,7 @@ def test_an_event_altered_in_the_archive_with_its_hash_kept_is_named(data: Audit
 def test_a_deleted_object_is_named_by_checkpoint_and_seq(data: AuditData, copy: Path) -> None:
     event = _decided(data)
     (copy / archive_key(event)).unlink()
-    report = auditlog.verify(copy, MemoryEvents(data.events))
+    report = verify(copy, MemoryEvents(data.events))
     assert kinds(report)["missing"] == [(event.checkpoint_id, event.seq)]
     [missing] = report.of_kind(ProblemKind.MISSING)
     assert str(missing).startswith(f"missing    {event.checkpoint_id} seq {event.seq}: decided event of ")
@@ -495,7 +545,7 @@ def test_an_event_the_table_does_not_know_is_named(data: AuditData, copy: Path) 
         data={"outcome": "success"},
     )
     write_archive(copy, [extra])
-    report = auditlog.verify(copy, MemoryEvents(data.events))
+    report = verify(copy, MemoryEvents(data.events))
     assert kinds(report) == {"unknown": sorted([(stray.checkpoint_id, 1), (last.checkpoint_id, last.seq + 1)])}
     details = {p.checkpoint_id: p.detail for p in report.problems}
     assert details == {stray.checkpoint_id: "checkpoint not in the table", last.checkpoint_id: "not in the table"}
@@ -507,7 +557,7 @@ def test_a_second_object_for_one_event_is_a_duplicate(data: AuditData, copy: Pat
     elsewhere = copy / "audit" / "dt=2020-01-01" / event.checkpoint_id / original.name
     elsewhere.parent.mkdir(parents=True)
     shutil.copyfile(original, elsewhere)
-    report = auditlog.verify(copy, MemoryEvents(data.events))
+    report = verify(copy, MemoryEvents(data.events))
     found = kinds(report)
     assert found == {"misplaced": [(event.checkpoint_id, event.seq)], "duplicate": [(event.checkpoint_id, event.seq)]}
     [duplicate] = report.of_kind(ProblemKind.DUPLICATE)
@@ -521,7 +571,7 @@ def test_flattened_columns_that_lie_about_the_event_are_named(data: AuditData, c
     (copy / archive_key(event)).write_bytes(
         encode([{**record, "status": "APPROVED" if record["status"] != "APPROVED" else "DENIED"}])
     )
-    report = auditlog.verify(copy, MemoryEvents(data.events))
+    report = verify(copy, MemoryEvents(data.events))
     [problem] = report.problems
     assert (problem.kind, problem.checkpoint_id, problem.seq) == (ProblemKind.COLUMNS, event.checkpoint_id, event.seq)
     assert problem.detail.endswith(": status")
@@ -530,7 +580,7 @@ def test_flattened_columns_that_lie_about_the_event_are_named(data: AuditData, c
 def test_an_unreadable_object_is_named(data: AuditData, copy: Path) -> None:
     event = data.events[3]
     (copy / archive_key(event)).write_bytes(b"not gzip at all")
-    report = auditlog.verify(copy, MemoryEvents(data.events))
+    report = verify(copy, MemoryEvents(data.events))
     assert {p.kind for p in report.problems} == {ProblemKind.UNREADABLE, ProblemKind.MISSING, ProblemKind.CHAIN}
     [unreadable] = report.of_kind(ProblemKind.UNREADABLE)
     assert unreadable.key == archive_key(event) and unreadable.checkpoint_id == event.checkpoint_id
@@ -539,7 +589,7 @@ def test_an_unreadable_object_is_named(data: AuditData, copy: Path) -> None:
 def test_a_broken_chain_in_the_table_is_named(data: AuditData) -> None:
     event = _decided(data)
     tampered = [e.model_copy(update={"actor": "mallory"}) if e == event else e for e in data.events]
-    report = auditlog.verify(data.root, MemoryEvents(tampered))
+    report = verify(data.root, MemoryEvents(tampered))
     chain = [p for p in report.of_kind(ProblemKind.CHAIN) if "in the table" in p.detail]
     assert [(p.checkpoint_id, p.detail) for p in chain] == [
         (
@@ -597,7 +647,7 @@ class _Response:
 def test_the_api_source_pages_through_every_status_and_reads_each_trail(data: AuditData) -> None:
     opener = FakeApiOpener(data)
     client = AuditClient("http://127.0.0.1:8080", sign=False, opener=opener)
-    report = auditlog.verify(data.root, ApiEvents(client))
+    report = verify(data.root, ApiEvents(client))
     assert report.ok and report.checkpoints == len(data.checkpoints)
     lists = [p for p in opener.paths if not p.endswith("/events")]
     assert lists[0] == "/v1/checkpoints?status=pending&limit=100"
@@ -641,12 +691,12 @@ def test_an_archive_in_s3_is_downloaded_queried_verified_and_cleaned_up(
         downloads[-1].mkdir()
         return str(downloads[-1])
 
-    monkeypatch.setattr(auditlog.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr("signoff.tools.queries.tempfile.mkdtemp", mkdtemp)
     s3 = FakeS3(data.root, "exports/signoff")
-    conn = auditlog.open_archive("s3://audit-bucket/exports/signoff/", s3=s3)
-    assert auditlog.run_query(conn, "SELECT count(*) FROM audit_events")[1] == [(len(data.events),)]
-    assert query(conn, "traffic_per_day") == query(auditlog.open_archive(data.root), "traffic_per_day")
-    assert auditlog.verify("s3://audit-bucket/exports/signoff", MemoryEvents(data.events), s3=s3).ok
+    conn = open_archive("s3://audit-bucket/exports/signoff/", s3=s3)
+    assert run_query(conn, "SELECT count(*) FROM audit_events")[1] == [(len(data.events),)]
+    assert query(conn, "traffic_per_day") == query(open_archive(data.root), "traffic_per_day")
+    assert verify("s3://audit-bucket/exports/signoff", MemoryEvents(data.events), s3=s3).ok
     assert s3.listed == ["audit-bucket/exports/signoff/audit/"] * 2
     assert downloads and not any(d.exists() for d in downloads)  # nothing left behind
     assert not (tmp_path / "escape.jsonl.gz").exists()

@@ -20,9 +20,10 @@ import pytest
 from signoff.audit.events import EventType
 from signoff.audit.records import archive_key
 from signoff.domain.models import Status
-from signoff.tools import auditlog
+from signoff.tools import queries
 from signoff.tools.cli import main
 from tests.auditdata import AuditData, build_audit_data
+from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -60,10 +61,32 @@ def test_list_names_every_query_with_its_title_and_target(run: Run) -> None:
     code, out, _ = run("audit", "list")
     assert code == 0
     lines = out.splitlines()
-    assert [line.split()[0] for line in lines] == [q.name for q in auditlog.list_queries()]
+    assert [line.split()[0] for line in lines] == [q.name for q in queries.list_queries()]
     assert any(
         "approval_latency" in line and "Approval latency (M1)" in line and "target: p95" in line for line in lines
     )
+
+
+def test_list_works_from_any_folder(run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a working directory outside the repository (the installed command, run anywhere)
+    monkeypatch.delenv("SIGNOFF_QUERIES", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    code, out, err = run("audit", "list")
+
+    # Then it still lists the repository's queries
+    assert code == 0, err
+    names = sorted(p.stem for p in (REPO_ROOT / "audit" / "queries").glob("*.sql"))
+    assert [line.split()[0] for line in out.splitlines()] == names
+
+
+def test_list_with_a_wrong_query_folder_exits_3_naming_it(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGNOFF_QUERIES", str(tmp_path / "missing"))
+    code, out, err = run("audit", "list")
+    assert (code, out) == (3, "")
+    assert f"error: no query folder at {tmp_path / 'missing'} (SIGNOFF_QUERIES names the folder" in err
 
 
 def test_query_prints_a_table(run: Run, data: AuditData) -> None:
@@ -85,10 +108,10 @@ def test_query_prints_a_table(run: Run, data: AuditData) -> None:
 
 
 def test_query_as_json_and_csv_is_what_the_engine_returns(run: Run, data: AuditData) -> None:
-    conn = auditlog.open_archive(data.root)
-    columns, rows = auditlog.run_query(conn, "escalation_rate")
+    conn = queries.open_archive(data.root)
+    columns, rows = queries.run_query(conn, "escalation_rate")
     code, out, _ = run("audit", "query", "escalation_rate", "--archive", str(data.root), "--format", "json")
-    assert code == 0 and json.loads(out) == auditlog.as_dicts(columns, rows)
+    assert code == 0 and json.loads(out) == queries.as_dicts(columns, rows)
     code, out, _ = run("audit", "query", "escalation_rate", "--archive", str(data.root), "--format", "csv")
     parsed = list(csv.reader(io.StringIO(out)))
     assert code == 0 and parsed[0] == columns and len(parsed) == len(rows) + 1

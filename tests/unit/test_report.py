@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from signoff.audit.events import EventType
-from signoff.tools import auditlog, report
+from signoff.tools import queries, report
 from tests.auditdata import SCRIPT_REQUESTER, SCRIPT_SUMMARY, AuditData, build_audit_data
 
 pytestmark = pytest.mark.unit
@@ -51,10 +51,14 @@ class _Tags(HTMLParser):
         super().__init__()
         self.tags: Counter[str] = Counter()
         self.ids: set[str] = set()
+        self.texts: list[str] = []  # what a reader sees, character references decoded
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags[tag] += 1
         self.ids |= {value for name, value in attrs if name == "id" and value}
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
 
 
 def tags(page: str) -> _Tags:
@@ -83,7 +87,7 @@ def test_the_page_has_the_three_charts_as_titled_svgs(written: tuple[report.Repo
 def test_the_page_has_the_sli_table_of_every_named_query(written: tuple[report.ReportData, str]) -> None:
     result, page = written
     found = tags(page)
-    names = {q.name for q in auditlog.list_queries()}
+    names = {q.name for q in queries.list_queries()}
     assert {f"sli-{name}" for name in names} <= found.ids
     assert found.tags["table"] >= len(names)
     # In the seed's order: M1 latency first, then M2 approval rate, M3 stalled, ...
@@ -97,11 +101,54 @@ def test_archive_text_is_escaped_everywhere(written: tuple[report.ReportData, st
     # A requester's summary with a script and markup, and a requester id with an <img onerror>.
     assert "<script" not in page.lower()
     assert "<img" not in page.lower() and "<b>" not in page
-    assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;@example.com" in page
     assert SCRIPT_SUMMARY not in page and SCRIPT_REQUESTER not in page
     tag_counts = tags(page).tags
     assert tag_counts["script"] == 0 and tag_counts["img"] == 0 and tag_counts["link"] == 0
+
+
+def test_hostile_archive_text_is_shown_as_text_and_never_runs() -> None:
+    # Given archive text that would run if written raw: a script, markup that closes an attribute
+    # and opens an <img>, and a Jinja expression (the page is rendered by a Jinja2 template)
+    script = "<script>alert(document.cookie)</script>"
+    attribute = '"><img src=x onerror=alert(1)>'
+    expression = "{{ 7*7 }}"
+    query = queries.Query("top_approvers", "Top approvers", "Who decides.", None, "SELECT 1", Path("top.sql"))
+    data = report.ReportData(
+        since=date(2026, 11, 1),
+        until=date(2026, 11, 30),
+        source="local-data/archive",
+        generated_at=NOW,
+        # an environment name is a label on the decisions chart's axis and in its bars' tooltips
+        decisions=[("hard", attribute, "APPROVED"), ("soft", expression, "DENIED")],
+        attention=[
+            {
+                "checkpoint_id": "cp_1",
+                "environment": attribute,
+                "summary": script,
+                "requester": attribute,
+                "approved_by": script,
+                "outcome": "failure",
+                "details": expression,
+            },
+        ],
+        slis=[report.SliResult(query, ["approver", "decisions"], [(script, 3), (expression, 2)])],
+    )
+
+    # When the page is rendered
+    page = report.render_html(data)
+
+    # Then nothing of it is markup: no script, no img, every chart still well-formed XML
+    found = tags(page)
+    assert found.tags["script"] == 0 and found.tags["img"] == 0
+    assert script not in page and attribute not in page and "onerror=alert(1)>" not in page
+    labels = {text for svg in svgs(page) for text in svg.itertext()}
+    assert {attribute, expression} <= labels
+    # and a reader sees each text exactly as it was archived (escaped, then decoded back)
+    assert {script, attribute, expression} <= {text.strip() for text in found.texts}
+    # and the expression is not evaluated: it is data, never template source
+    assert f"<td>{expression}</td>" in page and "<td>49</td>" not in page
 
 
 def test_the_page_is_self_contained(written: tuple[report.ReportData, str]) -> None:

@@ -335,7 +335,7 @@ def _duckdb_missing(exc: ImportError) -> int:
 def audit_list(args: argparse.Namespace) -> int:
     """The named SLI queries: name, title and target."""
     try:
-        from signoff.tools.auditlog import AuditLogError, list_queries
+        from signoff.tools.queries import AuditLogError, list_queries
     except ImportError as exc:
         return _duckdb_missing(exc)
     try:
@@ -353,7 +353,7 @@ def audit_list(args: argparse.Namespace) -> int:
 def audit_query(args: argparse.Namespace) -> int:
     """Run a named query (or raw SQL) with DuckDB over the local archive."""
     try:
-        from signoff.tools.auditlog import AuditLogError, open_archive, render, run_query
+        from signoff.tools.queries import AuditLogError, open_archive, render, run_query
     except ImportError as exc:
         return _duckdb_missing(exc)
     if (args.name is None) == (args.sql is None):
@@ -376,7 +376,8 @@ def audit_verify(args: argparse.Namespace, *, opener: Opener | None = None) -> i
     """Check every checkpoint's hash chain and that the archive holds every event of the table,
     unaltered; name whatever is missing, altered, unknown or duplicated."""
     try:
-        from signoff.tools.auditlog import ApiEvents, AuditClient, AuditLogError, verify
+        from signoff.tools.queries import AuditLogError
+        from signoff.tools.verify import ApiEvents, AuditClient, verify
     except ImportError as exc:
         return _duckdb_missing(exc)
     if not args.url:
@@ -401,7 +402,7 @@ def audit_verify(args: argparse.Namespace, *, opener: Opener | None = None) -> i
 def report(args: argparse.Namespace) -> int:
     """Write the HTML report (charts and SLI tables) for the checkpoints requested in a period."""
     try:
-        from signoff.tools.auditlog import AuditLogError
+        from signoff.tools.queries import AuditLogError
         from signoff.tools.report import write_report
     except ImportError as exc:
         return _duckdb_missing(exc)
@@ -546,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_request(commands)
     _add_audit(commands)
     _add_report(commands)
+    from signoff.tools.helpdesk import add_helpdesk  # helpdesk subcommands live in their own module
+
+    add_helpdesk(commands)
     return parser
 
 

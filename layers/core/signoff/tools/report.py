@@ -1,9 +1,12 @@
 """`signoff report`: one self-contained HTML page about a period, from the audit archive.
 
-Charts are inline SVG drawn here (no JavaScript, no fonts or styles fetched from anywhere), so the
-page opens offline, prints, and survives being attached to an audit ticket. Every piece of text that
-came from the archive (requesters' summaries, approvers' comments, chat handles) is escaped: the
-archive holds what callers sent, and a report must never run it.
+Charts are inline SVG (no JavaScript, no fonts or styles fetched from anywhere), so the page opens
+offline, prints, and survives being attached to an audit ticket. The page, charts included, is drawn
+by one Jinja2 template (`templates/report.html.j2`) with autoescaping on: every piece of text that
+came from the archive (requesters' summaries, approvers' comments, chat handles, environment names
+on the charts' axes) is escaped, because the archive holds what callers sent and a report must
+never run it. Nothing here marks text safe: this module hands the template numbers and plain text,
+never markup.
 
 The figures are the named SLI queries (`audit/queries/*.sql`, the Athena ones) plus a few local
 queries for the charts, all over the checkpoints requested in the period.
@@ -12,18 +15,19 @@ queries for the charts, all over the checkpoints requested in the period.
 from __future__ import annotations
 
 import datetime as dt
-import html
 import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
+import jinja2
 
-from signoff.tools.auditlog import Query, Row, as_dicts, cell, list_queries, open_archive, run_query
+from signoff.tools.queries import Query, Row, as_dicts, cell, list_queries, open_archive, run_query
 
 STATUSES = ("APPROVED", "DENIED", "EXPIRED", "CANCELLED")
 STATUS_COLORS = {"APPROVED": "#2e7d32", "DENIED": "#c62828", "EXPIRED": "#ef6c00", "CANCELLED": "#78909c"}
@@ -196,11 +200,74 @@ def write_report(
     return data
 
 
-# -- SVG ----------------------------------------------------------------------------------------------
+# -- charts: shapes the template draws ------------------------------------------------------------
+# A chart is data (coordinates and plain text), not markup: the template writes each shape, so a
+# label goes through the same autoescaping as the rest of the page.
 
 
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+@dataclass(frozen=True)
+class Line:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    cls: str
+    title: str = ""
+    kind: ClassVar[str] = "line"
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+    fill: str
+    title: str = ""
+    kind: ClassVar[str] = "rect"
+
+
+@dataclass(frozen=True)
+class Circle:
+    cx: float
+    cy: float
+    r: float
+    cls: str
+    title: str = ""
+    kind: ClassVar[str] = "circle"
+
+
+@dataclass(frozen=True)
+class Polyline:
+    points: tuple[tuple[float, float], ...]
+    cls: str
+    kind: ClassVar[str] = "polyline"
+
+
+@dataclass(frozen=True)
+class Text:
+    x: float
+    y: float
+    text: str
+    anchor: str = "middle"
+    cls: str = "label"
+    rotated: bool = False  # turned a quarter anticlockwise about (x, y): a vertical axis label
+    kind: ClassVar[str] = "text"
+
+
+Shape = Line | Rect | Circle | Polyline | Text
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One inline SVG: role=img with a <title> and <desc>, so screen readers and tooltips name it."""
+
+    id: str
+    title: str
+    desc: str
+    width: int
+    height: int
+    shapes: list[Shape]
 
 
 def _num(value: float) -> str:
@@ -214,22 +281,6 @@ def nice_ceiling(value: float, ticks: int = 4) -> float:
     power = 10 ** math.floor(math.log10(step))
     steps = (m * power for m in (1, 2, 2.5, 5, 10) if float(m * power).is_integer())
     return float(ticks * next(s for s in steps if s >= step))
-
-
-def _svg(chart_id: str, title: str, desc: str, width: int, height: int, body: list[str]) -> str:
-    # role=img with <title>/<desc>: screen readers and tooltips name the chart.
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="{esc(chart_id)}" class="chart" role="img" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'aria-labelledby="{esc(chart_id)}-title {esc(chart_id)}-desc">'
-        f'<title id="{esc(chart_id)}-title">{esc(title)}</title><desc id="{esc(chart_id)}-desc">{esc(desc)}</desc>'
-        + "".join(body)
-        + "</svg>"
-    )
-
-
-def _text(x: float, y: float, text: str, *, anchor: str = "middle", cls: str = "label", extra: str = "") -> str:
-    return f'<text x="{_num(x)}" y="{_num(y)}" text-anchor="{anchor}" class="{cls}"{extra}>{esc(text)}</text>'
 
 
 @dataclass(frozen=True)
@@ -251,7 +302,7 @@ def stacked_bars(
     y_label: str = "",
     marker_after: int | None = None,
     marker_label: str = "",
-) -> list[str]:
+) -> list[Shape]:
     """Bars per category, each stacked from the series (name, values, colour), with a y axis,
     gridlines, the total above each bar and an optional vertical marker after one category."""
     left, bottom, top = 40.0, 34.0, 22.0 if panel.title else 8.0
@@ -259,24 +310,15 @@ def stacked_bars(
     width, height = panel.width - left - 8, panel.height - top - bottom
     totals = [sum(values[i] for _, values, _ in series) for i in range(len(categories))]
     ymax = nice_ceiling(max(totals, default=0))
-    out: list[str] = []
+    out: list[Shape] = []
     if panel.title:
-        out.append(_text(panel.x + panel.width / 2, panel.y + 14, panel.title, cls="panel-title"))
+        out.append(Text(panel.x + panel.width / 2, panel.y + 14, panel.title, cls="panel-title"))
     for step in range(5):
-        value = ymax * step / 4
         y = y0 + height - height * step / 4
-        out.append(f'<line x1="{_num(x0)}" x2="{_num(x0 + width)}" y1="{_num(y)}" y2="{_num(y)}" class="grid"/>')
-        out.append(_text(x0 - 6, y + 4, _num(value), anchor="end", cls="tick"))
+        out.append(Line(x0, y, x0 + width, y, "grid"))
+        out.append(Text(x0 - 6, y + 4, _num(ymax * step / 4), anchor="end", cls="tick"))
     if y_label:
-        out.append(
-            _text(
-                panel.x + 10,
-                y0 + height / 2,
-                y_label,
-                cls="axis",
-                extra=f' transform="rotate(-90 {_num(panel.x + 10)} {_num(y0 + height / 2)})"',
-            )
-        )
+        out.append(Text(panel.x + 10, y0 + height / 2, y_label, cls="axis", rotated=True))
     band = width / max(len(categories), 1)
     bar = band * 0.68
     for i, category in enumerate(categories):
@@ -288,38 +330,33 @@ def stacked_bars(
                 continue
             h = height * value / ymax
             base -= h
-            out.append(
-                f'<rect x="{_num(x)}" y="{_num(base)}" width="{_num(bar)}" height="{_num(h)}" fill="{esc(color)}">'
-                f"<title>{esc(category)}: {esc(name)} {_num(value)}</title></rect>"
-            )
+            out.append(Rect(x, base, bar, h, color, f"{category}: {name} {_num(value)}"))
         if totals[i]:
-            out.append(_text(x + bar / 2, base - 4, _num(totals[i]), cls="value"))
-        out.append(_text(x + bar / 2, y0 + height + 16, category, cls="tick"))
+            out.append(Text(x + bar / 2, base - 4, _num(totals[i]), cls="value"))
+        out.append(Text(x + bar / 2, y0 + height + 16, category, cls="tick"))
     if marker_after is not None and categories:
         mx = x0 + band * (marker_after + 1)
-        out.append(f'<line x1="{_num(mx)}" x2="{_num(mx)}" y1="{_num(y0)}" y2="{_num(y0 + height)}" class="target"/>')
-        out.append(_text(mx + 4, y0 + 10, marker_label, anchor="start", cls="target-label"))
-    axis_y = _num(y0 + height)
-    out.append(f'<line x1="{_num(x0)}" x2="{_num(x0 + width)}" y1="{axis_y}" y2="{axis_y}" class="axis-line"/>')
+        out.append(Line(mx, y0, mx, y0 + height, "target"))
+        out.append(Text(mx + 4, y0 + 10, marker_label, anchor="start", cls="target-label"))
+    out.append(Line(x0, y0 + height, x0 + width, y0 + height, "axis-line"))
     return out
 
 
-def _legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[str]:
-    out: list[str] = []
+def _legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[Shape]:
+    out: list[Shape] = []
     for name, color in items:
-        out.append(f'<rect x="{_num(x)}" y="{_num(y - 9)}" width="10" height="10" fill="{esc(color)}"/>')
-        out.append(_text(x + 14, y, name, anchor="start", cls="tick"))
+        out.append(Rect(x, y - 9, 10, 10, color))
+        out.append(Text(x + 14, y, name, anchor="start", cls="tick"))
         x += 24 + 7 * len(name)
     return out
 
 
-def latency_chart(latencies: Sequence[float]) -> str:
+def latency_chart(latencies: Sequence[float]) -> Chart:
     counts = latency_histogram(latencies)
     width, height = 560, 300
-    panel = Panel(0, 0, width, height)
     target_index = next(i for i, (upper, _) in enumerate(LATENCY_BINS) if upper >= LATENCY_TARGET_SECONDS)
-    body = stacked_bars(
-        panel,
+    shapes = stacked_bars(
+        Panel(0, 0, width, height),
         [label for _, label in LATENCY_BINS],
         [("decisions", counts, "#1565c0")],
         y_label="decisions",
@@ -327,10 +364,10 @@ def latency_chart(latencies: Sequence[float]) -> str:
         marker_label="15 min target",
     )
     desc = f"{len(latencies)} human-gate decisions by time from request to decision; target 15 minutes."
-    return _svg("latency-histogram", "Approval latency histogram", desc, width, height, body)
+    return Chart("latency-histogram", "Approval latency histogram", desc, width, height, shapes)
 
 
-def decisions_chart(decisions: Sequence[tuple[str, str, str]]) -> str:
+def decisions_chart(decisions: Sequence[tuple[str, str, str]]) -> Chart:
     """Decisions by gate and by environment, each bar stacked by how it ended."""
     width, height = 560, 300
     counts = Counter(decisions)
@@ -352,14 +389,14 @@ def decisions_chart(decisions: Sequence[tuple[str, str, str]]) -> str:
         ]
 
     half = width / 2
-    body = _legend(44, 16, [(s.lower(), STATUS_COLORS[s]) for s in STATUSES])
-    body += stacked_bars(Panel(0, 24, half, height - 24, "by gate"), gates, series(0, gates), y_label="decisions")
-    body += stacked_bars(Panel(half, 24, half, height - 24, "by environment"), environments, series(1, environments))
+    shapes = _legend(44, 16, [(s.lower(), STATUS_COLORS[s]) for s in STATUSES])
+    shapes += stacked_bars(Panel(0, 24, half, height - 24, "by gate"), gates, series(0, gates), y_label="decisions")
+    shapes += stacked_bars(Panel(half, 24, half, height - 24, "by environment"), environments, series(1, environments))
     desc = f"{len(decisions)} decisions, by gate and by environment, stacked by status."
-    return _svg("decisions-by-gate", "Decisions by gate and environment", desc, width, height, body)
+    return Chart("decisions-by-gate", "Decisions by gate and environment", desc, width, height, shapes)
 
 
-def reliability_chart(buckets: Sequence[Bucket]) -> str:
+def reliability_chart(buckets: Sequence[Bucket]) -> Chart:
     """Predicted (confidence score / 100) against observed success rate, per score decile; a
     well-calibrated score sits on the diagonal. Dot area grows with the decile's actions."""
     width, height = 400, 380
@@ -371,21 +408,17 @@ def reliability_chart(buckets: Sequence[Bucket]) -> str:
     def py(v: float) -> float:
         return top + size * (1 - v)
 
-    body: list[str] = []
+    shapes: list[Shape] = []
     for step in range(6):
         v = step / 5
-        body.append(f'<line x1="{_num(px(0))}" x2="{_num(px(1))}" y1="{_num(py(v))}" y2="{_num(py(v))}" class="grid"/>')
-        body.append(f'<line x1="{_num(px(v))}" x2="{_num(px(v))}" y1="{_num(py(0))}" y2="{_num(py(1))}" class="grid"/>')
-        body.append(_text(px(0) - 6, py(v) + 4, f"{v:.1f}", anchor="end", cls="tick"))
-        body.append(_text(px(v), py(0) + 16, f"{v:.1f}", cls="tick"))
-    body.append(
-        f'<line x1="{_num(px(0))}" y1="{_num(py(0))}" x2="{_num(px(1))}" y2="{_num(py(1))}" class="diagonal">'
-        "<title>perfect calibration</title></line>"
-    )
+        shapes.append(Line(px(0), py(v), px(1), py(v), "grid"))
+        shapes.append(Line(px(v), py(0), px(v), py(1), "grid"))
+        shapes.append(Text(px(0) - 6, py(v) + 4, f"{v:.1f}", anchor="end", cls="tick"))
+        shapes.append(Text(px(v), py(0) + 16, f"{v:.1f}", cls="tick"))
+    shapes.append(Line(px(0), py(0), px(1), py(1), "diagonal", "perfect calibration"))
     points = [(px(b.mean_score / 100), py(b.success_rate), b) for b in buckets]
     if len(points) > 1:
-        path = " ".join(f"{_num(x)},{_num(y)}" for x, y, _ in points)
-        body.append(f'<polyline points="{path}" class="calibration"/>')
+        shapes.append(Polyline(tuple((x, y) for x, y, _ in points), "calibration"))
     most = max((b.count for b in buckets), default=1)
     for x, y, b in points:
         r = 4 + 8 * math.sqrt(b.count / most)
@@ -393,107 +426,57 @@ def reliability_chart(buckets: Sequence[Bucket]) -> str:
             f"scores {b.low}-{b.low + 10}: {b.count} actions, mean score {b.mean_score:.1f}, "
             f"{b.successes} succeeded ({b.success_rate:.0%})"
         )
-        body.append(
-            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{_num(r)}" class="bucket"><title>{esc(tip)}</title></circle>'
-        )
-        body.append(_text(x, y - r - 3, f"n={b.count}", cls="value"))
-    body.append(_text(px(0.5), height - 14, "predicted: confidence score / 100", cls="axis"))
-    mid = py(0.5)
-    body.append(_text(16, mid, "observed success rate", cls="axis", extra=f' transform="rotate(-90 16 {_num(mid)})"'))
+        shapes.append(Circle(x, y, r, "bucket", tip))
+        shapes.append(Text(x, y - r - 3, f"n={b.count}", cls="value"))
+    shapes.append(Text(px(0.5), height - 14, "predicted: confidence score / 100", cls="axis"))
+    shapes.append(Text(16, py(0.5), "observed success rate", cls="axis", rotated=True))
     if not buckets:
-        body.append(_text(px(0.5), py(0.5), "no approved action with a reported outcome", cls="empty"))
+        shapes.append(Text(px(0.5), py(0.5), "no approved action with a reported outcome", cls="empty"))
     actions = sum(b.count for b in buckets)
     desc = f"{actions} approved actions with an outcome in {len(buckets)} score deciles against the diagonal."
-    return _svg("reliability-diagram", "Confidence vs. outcome reliability diagram", desc, width, height, body)
+    return Chart("reliability-diagram", "Confidence vs. outcome reliability diagram", desc, width, height, shapes)
 
 
-# -- HTML -------------------------------------------------------------------------------------------
-
-_CSS = """
-:root { color-scheme: light; --ink: #1f2933; --muted: #616e7c; --line: #d9e2ec; --bg: #f5f7fa; }
-* { box-sizing: border-box; }
-body { margin: 0; background: var(--bg); color: var(--ink);
-       font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
-main { max-width: 1200px; margin: 0 auto; padding: 24px 28px 40px; }
-header h1 { margin: 0 0 4px; font-size: 24px; }
-header p { margin: 0; color: var(--muted); }
-h2 { font-size: 17px; margin: 0 0 10px; }
-h3 { font-size: 15px; margin: 0; }
-.tiles {
-  display: grid;
-  grid-template-columns: repeat(auto-fit, minmax(150px, 1fr));
-  gap: 12px;
-  margin: 20px 0;
-}
-.tile { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
-.tile .v { font-size: 24px; font-weight: 600; }
-.tile .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.tile.ok { border-left: 4px solid #2e7d32; } .tile.bad { border-left: 4px solid #c62828; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 16px; }
-.charts .wide { grid-column: 1 / -1; }
-.side { display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }
-.side > div { flex: 1; min-width: 280px; }
-.scroll { overflow-x: auto; }
-figure { margin: 0; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px; }
-figcaption { color: var(--muted); font-size: 12px; margin-top: 6px; }
-svg.chart { max-width: 100%; height: auto; display: block; }
-svg .grid { stroke: #e4e7eb; stroke-width: 1; } svg .axis-line { stroke: #9aa5b1; }
-svg .tick { font-size: 11px; fill: var(--muted); }
-svg .value { font-size: 11px; fill: var(--ink); text-anchor: middle; }
-svg .axis { font-size: 12px; fill: var(--muted); }
-svg .panel-title { font-size: 12px; font-weight: 600; fill: var(--ink); }
-svg .target { stroke: #c62828; stroke-dasharray: 4 3; stroke-width: 1.5; }
-svg .target-label { font-size: 11px; fill: #c62828; }
-svg .diagonal { stroke: #9aa5b1; stroke-dasharray: 5 4; }
-svg .calibration { fill: none; stroke: #1565c0; stroke-width: 2; }
-svg .bucket { fill: #1565c0; fill-opacity: .75; stroke: #fff; }
-svg .empty { font-size: 13px; fill: var(--muted); text-anchor: middle; }
-section.block {
-  background: #fff;
-  border: 1px solid var(--line);
-  border-radius: 8px;
-  padding: 14px 16px;
-  margin-top: 16px;
-}
-.sli { padding: 12px 0; border-top: 1px solid var(--line); } .sli:first-of-type { border-top: 0; }
-.sli p { margin: 4px 0 8px; color: var(--muted); } .target-text { color: var(--ink); font-weight: 600; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
-td { overflow-wrap: anywhere; } td.n { white-space: nowrap; }
-th { background: #f0f4f8; font-weight: 600; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
-.none { color: var(--muted); font-style: italic; }
-code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
-footer { color: var(--muted); font-size: 12px; margin-top: 20px; }
-@media print { body { background: #fff; }
-main { padding: 0; }
-figure, section.block, .tile { break-inside: avoid; }
-"""
+# -- the page ----------------------------------------------------------------------------------------
 
 
-def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    if not rows:
-        return '<p class="none">no rows</p>'
-    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="n">{esc(cell(v))}</td>'
-            if isinstance(v, int | float) and not isinstance(v, bool)
-            else f"<td>{esc(cell(v))}</td>"
-            for v in row
-        )
-        + "</tr>"
-        for row in rows
+@dataclass(frozen=True)
+class Table:
+    """Cells as text, each with whether it is a number (right-aligned)."""
+
+    columns: Sequence[str]
+    rows: list[list[tuple[str, bool]]]
+
+
+@dataclass(frozen=True)
+class Tile:
+    label: str
+    value: str
+    good: bool | None = None  # None: no judgement, no colour
+
+
+@dataclass(frozen=True)
+class Page:
+    """Everything the template shows, as plain text and numbers."""
+
+    data: ReportData
+    period: str
+    generated: str
+    tiles: list[Tile]
+    charts: tuple[Chart, Chart, Chart]  # latency, decisions, reliability
+    buckets: Table
+    attention: Table
+    slis: list[tuple[Query, Table]]
+
+
+def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    return Table(
+        columns,
+        [[(cell(v), isinstance(v, int | float) and not isinstance(v, bool)) for v in row] for row in rows],
     )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _tile(label: str, value: str, good: bool | None = None) -> str:
-    state = "" if good is None else (" ok" if good else " bad")
-    return f'<div class="tile{state}"><div class="k">{esc(label)}</div><div class="v">{esc(value)}</div></div>'
-
-
-def _tiles(data: ReportData) -> str:
+def _tiles(data: ReportData) -> list[Tile]:
     requests = sum(int(r["requests"]) for r in data.sli("traffic_per_day"))
     rates = data.sli("approval_rate")
     decided = sum(int(r["decisions"]) for r in rates)
@@ -504,31 +487,18 @@ def _tiles(data: ReportData) -> str:
     completeness = data.sli("audit_completeness")
     complete = completeness[0]["completeness_pct"] if completeness else None
     p95 = nearest_rank(data.latencies, 0.95)
-    tiles = [
-        _tile("requests", str(requests)),
-        _tile("decisions", str(decided)),
-        _tile("approved", f"{100 * approved / decided:.1f} %" if decided else "-"),
-        _tile("p95 latency, human gates", f"{p95 / 60:.1f} min" if p95 is not None else "-"),
-        _tile("stalled", str(stalled_n), stalled_n == 0),
-        _tile("unauthorized attempts", str(unauthorized), unauthorized == 0),
-        _tile("audit completeness", f"{cell(complete)} %" if complete is not None else "-", complete in (None, 100)),
+    return [
+        Tile("requests", str(requests)),
+        Tile("decisions", str(decided)),
+        Tile("approved", f"{100 * approved / decided:.1f} %" if decided else "-"),
+        Tile("p95 latency, human gates", f"{p95 / 60:.1f} min" if p95 is not None else "-"),
+        Tile("stalled", str(stalled_n), stalled_n == 0),
+        Tile("unauthorized attempts", str(unauthorized), unauthorized == 0),
+        Tile("audit completeness", f"{cell(complete)} %" if complete is not None else "-", complete in (None, 100)),
     ]
-    return '<section class="tiles">' + "".join(tiles) + "</section>"
 
 
-def _sli_section(data: ReportData) -> str:
-    parts = []
-    for result in data.slis:
-        q = result.query
-        target = f' <span class="target-text">Target: {esc(q.target)}</span>' if q.target else ""
-        parts.append(
-            f'<div class="sli" id="sli-{esc(q.name)}"><h3>{esc(q.title)} <code>{esc(q.name)}</code></h3>'
-            f"<p>{esc(q.description)}{target}</p>{_table(result.columns, result.rows)}</div>"
-        )
-    return '<section class="block" id="slis"><h2>Service level indicators</h2>' + "".join(parts) + "</section>"
-
-
-def _attention_section(data: ReportData) -> str:
+def _attention(data: ReportData) -> Table:
     columns = ["reported", "checkpoint", "environment", "gate", "score", "requester", "summary", "approved by"]
     columns += ["outcome", "details"]
     rows = [
@@ -546,14 +516,10 @@ def _attention_section(data: ReportData) -> str:
         ]
         for r in data.attention
     ]
-    return (
-        '<section class="block" id="attention"><h2>Approved actions that failed or were rolled back</h2>'
-        + _table(columns, rows)
-        + "</section>"
-    )
+    return _table(columns, rows)
 
 
-def _buckets_table(buckets: Sequence[Bucket]) -> str:
+def _buckets(buckets: Sequence[Bucket]) -> Table:
     rows = [
         [f"{b.low}-{b.low + 10}", b.count, round(b.mean_score, 1), b.successes, round(100 * b.success_rate, 1)]
         for b in buckets
@@ -561,37 +527,31 @@ def _buckets_table(buckets: Sequence[Bucket]) -> str:
     return _table(["scores", "actions", "mean score", "succeeded", "success %"], rows)
 
 
+@cache
+def _templates() -> jinja2.Environment:
+    # Autoescaping on for every template, whatever its name: archive text reaches HTML and SVG
+    # alike. StrictUndefined: a misspelt name fails the report instead of printing nothing.
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("signoff.tools", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["num"] = _num
+    return environment
+
+
 def render_html(data: ReportData) -> str:
-    period = f"{data.since.isoformat()} to {data.until.isoformat()}"
-    human = len(data.latencies)
-    outcomes = sum(b.count for b in data.reliability)
-    latency = (
-        f"{human} decisions on soft and hard gates (auto gates decide at once and are left out). "
-        "Time from request to decision; timeouts included."
+    page = Page(
+        data=data,
+        period=f"{data.since.isoformat()} to {data.until.isoformat()}",
+        generated=data.generated_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        tiles=_tiles(data),
+        charts=(latency_chart(data.latencies), decisions_chart(data.decisions), reliability_chart(data.reliability)),
+        buckets=_buckets(data.reliability),
+        attention=_attention(data),
+        slis=[(s.query, _table(s.columns, s.rows)) for s in data.slis],
     )
-    reliability = (
-        f"{outcomes} approved actions with a reported outcome, by score decile: mean score against the share that "
-        "succeeded. Below the diagonal the score promised more than happened (over-confident)."
-    )
-    figures = (
-        f"<figure><h2>Approval latency</h2>{latency_chart(data.latencies)}<figcaption>{esc(latency)}</figcaption>"
-        f"</figure><figure><h2>Decisions by gate and environment</h2>{decisions_chart(data.decisions)}"
-        f"<figcaption>{len(data.decisions)} decisions, stacked by how they ended.</figcaption></figure>"
-        '<figure class="wide"><h2>Is the confidence score calibrated?</h2><div class="side">'
-        f"{reliability_chart(data.reliability)}<div>{_buckets_table(data.reliability)}"
-        f"<figcaption>{esc(reliability)}</figcaption></div></div></figure>"
-    )
-    generated = data.generated_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Signoff audit report {esc(period)}</title><style>{_CSS}</style></head><body><main>"
-        f"<header><h1>Signoff audit report</h1><p>Checkpoints requested {esc(period)} (UTC days), "
-        f"with everything that happened to them · archive <code>{esc(data.source)}</code> · "
-        f"generated {esc(generated)}</p>"
-        f'</header>{_tiles(data)}<section class="charts">{figures}</section>'
-        f"{_attention_section(data)}{_sli_section(data)}"
-        "<footer>Figures from the audit archive: the SLI queries are audit/queries/*.sql, the same text Athena runs "
-        "as named queries, run here on DuckDB (percentiles exact here, approximate on Athena).</footer>"
-        "</main></body></html>\n"
-    )
+    return _templates().get_template("report.html.j2").render(page=page)
