@@ -218,11 +218,13 @@ def slack_handler() -> SlackRequestHandler:
     """The Slack function's bolt app behind API Gateway, from SlackSettings and the secret."""
     from signoff.surfaces.slack.app import build_app, request_handler
     from signoff.surfaces.slack.chat import credentials, web_client
+    from signoff.surfaces.slack.signing import read_accepted_secrets
 
     settings = SlackSettings.from_env()
     secret = credentials(settings.slack_secret_arn)
     app = build_app(
-        signing_secret=secret.signing_secret,
+        # Read per request (Powertools caches it): the current secret and, during a rotation, the previous.
+        signing_secret=lambda: read_accepted_secrets(settings.slack_secret_arn, clock().now()),
         client=web_client(secret.bot_token, settings.slack_api_url),
         decisions=decisions(),
         routing=routing(),

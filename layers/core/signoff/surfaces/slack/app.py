@@ -42,6 +42,7 @@ from signoff.surfaces.slack.blocks import Form
 from signoff.surfaces.slack.chat import SlackChat, quiet_logger
 from signoff.surfaces.slack.forms import ACTS, TEXT_FIELD, read_form, value
 from signoff.surfaces.slack.identity import SlackDirectory, error_code
+from signoff.surfaces.slack.signing import RotatingRequestVerification
 from signoff.usecases.decisions import ActResult, DecisionService
 from signoff.usecases.followups import Followups
 
@@ -417,7 +418,7 @@ def _log(message: str, checkpoint_id: str, action: str, user_id: str, outcome: s
 
 def build_app(
     *,
-    signing_secret: str,
+    signing_secret: str | Callable[[], Sequence[str]],
     client: WebClient,
     decisions: DecisionService,
     routing: LoadedRouting,
@@ -431,7 +432,9 @@ def build_app(
     `directory` maps clickers to people (default: on `client`, with its 5-minute group cache);
     `chats` are the surfaces whose cards a click refreshes (default: Slack on `client`);
     `bot_token` is read per request (default: the client's); `teams` are the workspaces or
-    Enterprise Grid orgs whose requests are served (default: those named in the routing file)."""
+    Enterprise Grid orgs whose requests are served (default: those named in the routing file);
+    `signing_secret` is the secret, or a callable giving every secret accepted now (rotation)."""
+    secrets = signing_secret if callable(signing_secret) else (lambda: [signing_secret])
     directory = directory or SlackDirectory(routing, client)
     chats = list(chats) if chats is not None else [SlackChat(client, routing, directory)]
     token = bot_token or (lambda: client.token or "")
@@ -454,7 +457,9 @@ def build_app(
         name=BOLT_LOGGER,
         # Bolt logs whole request bodies at INFO (e.g. on a bad signature) and at DEBUG.
         logger=quiet_logger(BOLT_LOGGER, logging.WARNING),
-        signing_secret=signing_secret,
+        # Signatures are checked by RotatingRequestVerification, first, against every accepted secret.
+        request_verification_enabled=False,
+        before_authorize=RotatingRequestVerification(secrets),
         # Token-less: the token comes from authorize, per request.
         client=WebClient(
             base_url=client.base_url, timeout=client.timeout, retry_handlers=client.retry_handlers, logger=client.logger
