@@ -3,6 +3,7 @@ idempotency on DynamoDB, all against moto tables built from the stack's table co
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -120,6 +121,12 @@ def test_same_key_with_another_body_is_a_409(tables: Tables) -> None:
         (request_body("auto", {"evidence.diff_summary": "x" * 4001}), 422),
         ("{not json", 400),
         (request_body("auto", {"summary": "x" * (256 * 1024)}), 413),
+        ("[" * 5000 + "]" * 5000, 400),
+        ('{"n": ' + "9" * 5001 + "}", 400),
+        (json.dumps(request_body("auto"))[:-1] + ', "action": "drop-database"}', 422),
+        (request_body("auto", {"summary": "a\u0000b"}), 422),
+        (request_body("auto", {"signals.model_confidence": "0.9"}), 422),
+        (request_body("auto", {"callback_url": "https://[::ffff:169.254.169.254]/"}), 422),
     ],
     ids=[
         "missing-field",
@@ -129,6 +136,12 @@ def test_same_key_with_another_body_is_a_409(tables: Tables) -> None:
         "oversized-evidence",
         "malformed",
         "too-large",
+        "nested-5000-deep",
+        "5001-digits",
+        "duplicate-key",
+        "control-character",
+        "numeric-string",
+        "mapped-link-local-callback",
     ],
 )
 def test_invalid_input_is_a_4xx_and_leaves_both_tables_clean(

@@ -290,7 +290,16 @@ def test_openapi_document_lists_the_public_routes(api: MemoryWiring) -> None:
     assert "post" in document["paths"]["/v1/score"]
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/nowhere"), ("DELETE", "/v1/checkpoints"), ("GET", "/")])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/nowhere"), ("DELETE", "/v1/nowhere"), ("GET", "/")])
 def test_unknown_route_is_a_404_problem(api: MemoryWiring, method: str, path: str) -> None:
     problem = _assert_problem(_intake(method, path), 404)
     assert path in problem["detail"]
+
+
+def test_a_known_path_with_another_method_is_a_405_problem(api: MemoryWiring) -> None:
+    # DELETE /v1/checkpoints was a 404; the path exists, so RFC 9110 says 405 with Allow.
+    response = _intake("DELETE", "/v1/checkpoints")
+    problem = _assert_problem(response, 405)
+    assert "/v1/checkpoints" in problem["detail"]
+    assert response_header(response, "Allow") == "GET, POST"
+    _assert_nothing_stored(api)

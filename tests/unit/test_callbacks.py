@@ -482,3 +482,148 @@ def test_a_malformed_secret_is_a_settings_error(
     # When a delivery needs the key, Then it fails loudly (misconfiguration), before any request
     with pytest.raises(SettingsError, match="hmac_key"):
         composition.callbacks().deliver("https://hooks.example.com/signoff", BODY)
+
+
+# -- which addresses: at intake (the URL as written) and at delivery (what the name resolves to) -----
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://[::ffff:169.254.169.254]/", "link-local callback URLs are not allowed"),
+        ("https://169.254.170.2/v2/credentials", "link-local callback URLs are not allowed"),
+        ("https://[fe80::1]/", "link-local callback URLs are not allowed"),
+        ("https://[fd00:ec2::254]/", "private addresses are not allowed"),
+        ("https://metadata.google.internal/computeMetadata/v1/", "cloud metadata hosts are not allowed"),
+        ("https://METADATA/", "cloud metadata hosts are not allowed"),
+        ("https://0.0.0.0/", "unspecified addresses (0.0.0.0, ::) are not allowed"),
+        ("https://[::]/", "unspecified addresses (0.0.0.0, ::) are not allowed"),
+        ("https://10.1.2.3/", "private addresses are not allowed"),
+        ("https://172.16.0.1/", "private addresses are not allowed"),
+        ("https://192.168.1.1/", "private addresses are not allowed"),
+        ("https://[::ffff:10.0.0.1]/", "private addresses are not allowed"),
+        ("https://100.64.0.1/", "shared (carrier-grade NAT) addresses are not allowed"),
+        ("https://100.100.100.200/", "shared (carrier-grade NAT) addresses are not allowed"),
+        ("https://[fc00::1]/", "private addresses are not allowed"),
+        ("https://224.0.0.1/", "multicast addresses are not allowed"),
+        ("https://[ff02::1]/", "multicast addresses are not allowed"),
+        ("https://[64:ff9b::a9fe:a9fe]/", "link-local callback URLs are not allowed"),  # NAT64 of 169.254.169.254
+        ("https://[2002:a9fe:a9fe::]/", "link-local callback URLs are not allowed"),  # 6to4 of 169.254.169.254
+        ("https://2130706433/", "IPv4 addresses in a non-standard form are not allowed"),  # 127.0.0.1
+        ("https://0x7f.1/", "IPv4 addresses in a non-standard form are not allowed"),
+        ("https://intranet/", "single-label host names are not allowed (not a public host)"),
+        ("https://hooks.corp.internal/", "private-use host names are not allowed"),
+        ("https://printer.local/", "private-use host names are not allowed"),
+        ("https://hooks.example.com:99999/", "the callback URL is malformed"),
+    ],
+)
+def test_private_metadata_and_special_addresses_are_refused_at_intake(url: str, reason: str) -> None:
+    # The loopback escape hatch of the local stack allows loopback, and none of these
+    assert _sender(allow_loopback=True).refusal(url) == reason
+
+
+def test_the_loopback_escape_hatch_is_loopback_only() -> None:
+    sender = _sender(allow_loopback=True)
+    assert sender.refusal("http://[::ffff:127.0.0.1]:8081/hook") is None
+    assert sender.refusal("http://0.0.0.0:8081/hook") is not None  # reaches this machine too, but never allowed
+    assert sender.refusal("http://10.0.0.1:8081/hook") is not None
+
+
+def test_public_addresses_and_names_are_accepted() -> None:
+    sender = _sender(allow_loopback=False)
+    for url in (
+        "https://hooks.example.com/x",
+        "https://203.0.113.7.nip.io/",
+        "https://8.8.8.8/",
+        "https://[2606:4700::1]/",
+    ):
+        assert sender.refusal(url) is None, url
+
+
+@dataclass
+class FakeResolver:
+    """getaddrinfo's stand-in: answers in turn (the last repeats) and records each name asked."""
+
+    answers: list[list[str]]
+    asked: list[str] = field(default_factory=list)
+
+    def __call__(self, host: str, port: int, *_: Any) -> list[tuple[int, int, int, str, tuple[Any, ...]]]:
+        self.asked.append(host)
+        addresses = self.answers[min(len(self.asked), len(self.answers)) - 1]
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port, 0, 0))
+            if ":" in a
+            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
+
+
+@pytest.mark.parametrize(
+    ("addresses", "reason"),
+    [
+        (["10.0.0.5"], "private addresses are not allowed"),
+        (["169.254.169.254"], "link-local callback URLs are not allowed"),
+        (["::ffff:169.254.169.254"], "link-local callback URLs are not allowed"),
+        (["fd00:ec2::254"], "private addresses are not allowed"),
+        (["93.184.215.14", "127.0.0.1"], "loopback callback URLs are not allowed here"),  # one bad answer is enough
+        (["0.0.0.0"], "unspecified addresses (0.0.0.0, ::) are not allowed"),
+    ],
+)
+def test_a_name_resolving_to_a_refused_address_is_refused_at_delivery_without_connecting(
+    addresses: list[str], reason: str
+) -> None:
+    # Given a public-looking name that resolves to an internal address (pytest-socket would raise on a connect)
+    resolver = FakeResolver([addresses])
+    sender = WebhookSender(KEY, sleep=FakeSleep(), resolve=resolver)
+
+    # When a decision is delivered
+    delivered, detail = sender.deliver("https://hooks.example.com/signoff", BODY)
+
+    # Then it is refused once (not retried), naming the reason and the address
+    assert not delivered
+    assert detail.startswith(f"refused: {reason} (hooks.example.com resolves to ")
+    assert resolver.asked == ["hooks.example.com"]
+
+
+def test_delivery_connects_to_the_address_it_checked(serve: Callable[..., Receiver]) -> None:
+    # Given a receiver on 127.0.0.1 and "localhost" resolving there (the local stack)
+    receiver = serve((200, {}))
+    port = receiver.url.split(":")[2].split("/")[0]
+    resolver = FakeResolver([["127.0.0.1"]])
+    sender = WebhookSender(KEY, sleep=FakeSleep(), resolve=resolver, allow_loopback=True)
+
+    # When a decision is delivered to the name
+    delivered, _ = sender.deliver(f"http://localhost:{port}/hook", BODY)
+
+    # Then the name was resolved by the sender itself and the receiver got it
+    assert delivered
+    assert resolver.asked == ["localhost"]
+    assert len(receiver.received) == 1
+
+
+def test_an_answer_that_changes_between_attempts_is_checked_again(serve: Callable[..., Receiver]) -> None:
+    # Given a receiver that fails once, and DNS that then points the name at the metadata service
+    receiver = serve((503, {}), (200, {}))
+    port = receiver.url.split(":")[2].split("/")[0]
+    resolver = FakeResolver([["127.0.0.1"], ["169.254.169.254"]])
+    sender = WebhookSender(KEY, sleep=FakeSleep(), resolve=resolver, allow_loopback=True)
+
+    # When a decision is delivered
+    delivered, detail = sender.deliver(f"http://localhost:{port}/hook", BODY)
+
+    # Then the retry was refused before connecting
+    assert not delivered
+    assert detail == "refused: link-local callback URLs are not allowed (localhost resolves to 169.254.169.254)"
+    assert len(receiver.received) == 1 and resolver.asked == ["localhost", "localhost"]
+
+
+def test_a_resolved_loopback_address_is_refused_unless_allowed(serve: Callable[..., Receiver]) -> None:
+    receiver = serve((200, {}))
+    port = receiver.url.split(":")[2].split("/")[0]
+    sender = WebhookSender(KEY, sleep=FakeSleep(), resolve=FakeResolver([["127.0.0.1"]]))
+
+    # https to a public name that resolves to loopback (the static check cannot know)
+    delivered, detail = sender.deliver(f"https://hooks.example.com:{port}/hook", BODY)
+
+    assert not delivered and detail.startswith("refused: loopback callback URLs are not allowed here")
+    assert receiver.received == []

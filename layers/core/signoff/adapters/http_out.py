@@ -30,12 +30,13 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def no_redirect_opener() -> urllib.request.OpenerDirector:
+def no_redirect_opener(*handlers: urllib.request.BaseHandler) -> urllib.request.OpenerDirector:
     """A urllib opener on which a 3xx answer raises `HTTPError` (its status) instead of being
     followed. Every request Signoff sends carries something meant for the host it names only (a
     signed decision, a SigV4 signature with a session token, the bot token, the app password), and
-    a redirect would resend it to a host nobody vetted."""
-    return urllib.request.build_opener(_RefuseRedirects)
+    a redirect would resend it to a host nobody vetted. `handlers` replace urllib's defaults of
+    their kind (the webhook's connections to checked addresses)."""
+    return urllib.request.build_opener(_RefuseRedirects, *handlers)
 
 
 def host_matches(host: str, pattern: str) -> bool:

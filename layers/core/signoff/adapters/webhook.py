@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
+import socket
 import ssl
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, Protocol
@@ -38,7 +40,7 @@ from urllib.parse import urlsplit
 from pydantic_core import to_jsonable_python
 
 from signoff.adapters.http_out import backoff_delay, no_redirect_opener, retry_after_seconds
-from signoff.domain.urls import callback_refusal
+from signoff.domain.urls import address_refusal, callback_refusal
 from signoff.observability import logger
 from signoff.settings import SettingsError
 
@@ -54,6 +56,14 @@ _DELIVERY_NAMESPACE = uuid.UUID("5d0f7c3e-2b1a-4f7e-9c55-51a90ff5e0c1")
 
 Sleep = Callable[[float], None]
 KeySource = bytes | Callable[[], bytes]
+AddressInfo = tuple[int, int, int, str, Any]  # (family, type, proto, canonname, sockaddr)
+Resolver = Callable[..., Sequence[AddressInfo]]
+"""`socket.getaddrinfo` or a stand-in with its signature (the tests never resolve a real name)."""
+
+
+class CallbackRefused(OSError):
+    """A callback host resolved to an address no webhook may reach. An OSError, so urllib hands it
+    back wrapped in URLError like any connection failure; the sender tells it apart: not retried."""
 
 
 class Opener(Protocol):
@@ -92,6 +102,7 @@ class _Attempt:
     detail: str
     retryable: bool
     retry_after: float | None = None
+    refused: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -117,12 +128,14 @@ class WebhookSender:
         timeout: float = TIMEOUT_SECONDS,
         budget: float = BUDGET_SECONDS,
         clock: Callable[[], float] = time.time,
+        resolve: Resolver = socket.getaddrinfo,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self._key = key
-        # A redirect would resend a signed decision to a host the requester never named.
-        self._opener: Opener = opener or no_redirect_opener()
+        # A redirect would resend a signed decision to a host the requester never named; and the
+        # connection goes to an address checked just before (see `pinned_handlers`).
+        self._opener: Opener = opener or no_redirect_opener(*pinned_handlers(resolve, allow_loopback=allow_loopback))
         self._sleep = sleep
         self._attempts = attempts
         self._base_delay = base_delay
@@ -148,6 +161,8 @@ class WebhookSender:
         for number in range(1, self._attempts + 1):
             attempt = self._post(url, payload, key, delivery)
             self._log(host, number, delivery, attempt)
+            if attempt.refused:
+                return False, attempt.detail  # recorded as a failed delivery, with the reason
             if attempt.delivered:
                 return True, f"{attempt.detail} on attempt {number}"
             if not attempt.retryable:
@@ -181,6 +196,9 @@ class WebhookSender:
             with exc:
                 return self._answered(exc.code, exc.headers.get("Retry-After") if exc.headers else None)
         except (OSError, HTTPException) as exc:  # URLError, refused, reset, timed out
+            reason = exc.reason if isinstance(exc, URLError) else exc
+            if isinstance(reason, CallbackRefused):
+                return _Attempt(None, f"refused: {reason}", retryable=False, refused=True)
             return _Attempt(None, f"connection failed: {_reason(exc)}", retryable=not _certificate_error(exc))
 
     def _answered(self, status: int, retry_after: str | None) -> _Attempt:
@@ -198,6 +216,67 @@ class WebhookSender:
             logger.info("webhook delivered", extra=extra)
         else:
             logger.warning("webhook attempt failed", extra={**extra, "detail": attempt.detail})
+
+
+def pinned_handlers(resolve: Resolver, *, allow_loopback: bool) -> list[urllib.request.BaseHandler]:
+    """urllib handlers whose connections resolve the host with `resolve`, refuse the connection if
+    ANY address it resolves to is refused (`address_refusal`), and connect to those very
+    addresses: checking a name and then letting the socket resolve it again would let a DNS answer
+    that changed in between (rebinding) reach an internal address. TLS still verifies the
+    certificate against the host name. No proxy: the address checked is the address connected to."""
+    connect = _checked_connect(resolve, allow_loopback=allow_loopback)
+
+    class _HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(_pinned(http.client.HTTPConnection, connect), req)
+
+    class _HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(_pinned(http.client.HTTPSConnection, connect), req)
+
+    return [urllib.request.ProxyHandler({}), _HTTPHandler(), _HTTPSHandler()]
+
+
+Connect = Callable[..., socket.socket]
+
+
+def _pinned(cls: type[http.client.HTTPConnection], connect: Connect) -> Callable[..., http.client.HTTPConnection]:
+    def build(host: str, **options: Any) -> http.client.HTTPConnection:
+        connection = cls(host, **options)
+        # http.client opens its socket through this attribute (socket.create_connection by default).
+        connection._create_connection = connect  # type: ignore[attr-defined]
+        return connection
+
+    return build
+
+
+def _checked_connect(resolve: Resolver, *, allow_loopback: bool) -> Connect:
+    def connect(address: tuple[str, int], timeout: float | None = None, source_address: Any = None) -> socket.socket:
+        host, port = address
+        infos = resolve(host, port, 0, socket.SOCK_STREAM)
+        if not infos:
+            raise OSError(f"{host} resolves to no address")
+        for info in infos:
+            refusal = address_refusal(str(info[4][0]), allow_loopback=allow_loopback)
+            if refusal is not None:
+                raise CallbackRefused(f"{refusal} ({host} resolves to {info[4][0]})")
+        failure: OSError | None = None
+        for family, kind, proto, _, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                if isinstance(timeout, int | float):  # else socket's global-default sentinel
+                    sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                failure = exc
+        assert failure is not None  # infos was not empty
+        raise failure
+
+    return connect
 
 
 def encode(body: dict[str, Any]) -> bytes:

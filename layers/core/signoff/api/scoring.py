@@ -9,8 +9,8 @@ from collections.abc import Callable
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from signoff.api.http import json_response
-from signoff.domain.models import CheckpointRequest
+from signoff.api.http import BODY_PROBLEMS, json_response, responses
+from signoff.domain.models import Assessment, CheckpointRequest
 from signoff.domain.policy import LoadedPolicy
 from signoff.usecases.intake import score_request
 
@@ -19,7 +19,12 @@ def routes(policy: Callable[[], LoadedPolicy]) -> Router:
     """The scoring route, on a provider of the policy (called when a request comes)."""
     router = Router()  # type: ignore[no-untyped-call]
 
-    @router.post("/v1/score", summary="Dry run: score and gate a request without storing anything", tags=["scoring"])
+    @router.post(
+        "/v1/score",
+        summary="Dry run: score and gate a request without storing anything",
+        tags=["scoring"],
+        responses=responses({200: ("What the engine concluded: score, risk, band, gate", Assessment)}, *BODY_PROBLEMS),
+    )
     def score(body: CheckpointRequest) -> Response[str]:
         return json_response(200, score_request(body, policy()))
 

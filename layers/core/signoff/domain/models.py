@@ -7,19 +7,33 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import Strict as _Strict
 
 from signoff.domain.policy import Band, DataSensitivity, GateKind, RiskClass, TimeoutRule
-from signoff.domain.urls import callback_refusal, loopback_allowed
+from signoff.domain.urls import PRIVATE_SUFFIXES, callback_refusal, loopback_allowed
 
 _ID_PATTERN = r"^cp_[0-9a-z]{26}$"
 CHECKPOINT_ID_RE = re.compile(_ID_PATTERN)
 
+# Control characters other than tab, line feed and carriage return (C0, DEL, C1): they corrupt
+# logs, chat cards and terminals, and no text a caller means to send holds them. The API refuses
+# them before parsing (naming the field); these patterns put the same rule in the models (the
+# embedded-workflow path) and in the OpenAPI document.
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+TEXT_PATTERN = rf"^[^{_CONTROL}]*$"
+# At least one character that is neither space nor control: the value is stripped, then must not be empty.
+NONBLANK_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+
 CheckpointId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
-Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+# Numbers and booleans are strict: "0.9" is not a confidence and 1 is not true (JSON says what it means).
+Unit = Annotated[float, _Strict(), Field(ge=0, le=1, allow_inf_nan=False)]
 Score = Annotated[float, Field(ge=0, le=100)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+Percent = Annotated[float, _Strict(), Field(ge=0, le=100, allow_inf_nan=False)]
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=NONBLANK_PATTERN)
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=NONBLANK_PATTERN)]
 
 
 def _web_url(url: str) -> str:
@@ -35,8 +49,41 @@ def _callback(url: str) -> str:
     return url
 
 
-Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_web_url)]
-CallbackUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_callback)]
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+_PORT = r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+_REST = rf"(?:[/?#][^{_CONTROL}\s]*)?"
+_PRIVATE_NAMES = "|".join(_any_case(suffix.lstrip(".")) for suffix in PRIVATE_SUFFIXES)
+# What `callback_refusal` accepts, as a pattern (OpenAPI, ECMA regex): https, a DNS name ending in
+# an alphabetic label (so no IP literal and no numeric IPv4 form), not under a private-use suffix
+# nor a metadata name, an optional valid port. Names that resolve to a refused address pass it,
+# and are refused at delivery.
+_CALLBACK_PATTERN = (
+    rf"^https://(?![^/?#]*\.(?:{_PRIVATE_NAMES})(?:[:/?#]|$))(?!{_any_case('metadata.goog')}(?:[:/?#]|$))"
+    rf"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}{_PORT}{_REST}$"
+)
+
+# The validators say what is wrong; the documented patterns say what is accepted, so a client
+# generating from the OpenAPI document does not send a "URL" the validator must refuse.
+Url = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(_web_url),
+    Field(json_schema_extra={"pattern": rf"^https?://[^{_CONTROL}\s]+$"}),
+]
+CallbackUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(_callback),
+    Field(
+        json_schema_extra={"pattern": _CALLBACK_PATTERN},
+        description="https only, to a public host name: IP literals, private-use and cloud metadata names "
+        "are refused (422); at delivery the name is resolved and a private, loopback, link-local, multicast "
+        "or metadata address is refused too",
+    ),
+]
 
 
 class _Model(BaseModel):
@@ -48,14 +95,16 @@ class Requester(_Model):
 
     id: Name = Field(description="Stable identity of the requester, e.g. an email or a service principal")
     display_name: ShortText | None = None
-    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    email: (
+        Annotated[str, StringConstraints(max_length=254, pattern=rf"^[^@\s{_CONTROL}]+@[^@\s{_CONTROL}]+$")] | None
+    ) = None
     kind: Annotated[str, StringConstraints(pattern=r"^(person|pipeline|agent|workflow)$")] = "pipeline"
 
 
 class ValidationCheck(_Model):
     name: Name
-    passed: bool
-    detail: Annotated[str, StringConstraints(max_length=500)] | None = None
+    passed: StrictBool
+    detail: Annotated[str, StringConstraints(max_length=500, pattern=TEXT_PATTERN)] | None = None
 
 
 class Signals(_Model):
@@ -70,20 +119,20 @@ class Signals(_Model):
 
 
 class RiskFacts(_Model):
-    blast_radius_pct: Annotated[float, Field(ge=0, le=100)] = Field(description="Share of traffic/users affected")
-    production_data: bool = False
-    rollback_available: bool = True
-    rollback_minutes: Annotated[float, Field(ge=0, le=10080)] | None = None
-    migration: bool = False
+    blast_radius_pct: Percent = Field(description="Share of traffic/users affected")
+    production_data: StrictBool = False
+    rollback_available: StrictBool = True
+    rollback_minutes: Annotated[float, _Strict(), Field(ge=0, le=10080, allow_inf_nan=False)] | None = None
+    migration: StrictBool = False
     data_sensitivity: DataSensitivity = DataSensitivity.INTERNAL
-    customer_impact: Annotated[str, StringConstraints(max_length=300)] | None = None
+    customer_impact: Annotated[str, StringConstraints(max_length=300, pattern=TEXT_PATTERN)] | None = None
 
 
 class TestResult(_Model):
     name: Name
-    passed: int = Field(ge=0)
-    failed: int = Field(ge=0)
-    coverage_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    passed: StrictInt = Field(ge=0)
+    failed: StrictInt = Field(ge=0)
+    coverage_pct: Percent | None = None
 
 
 class Link(_Model):
@@ -94,10 +143,10 @@ class Link(_Model):
 class Evidence(_Model):
     """What an approver needs to decide in 30-90 seconds; bounded so a card always fits."""
 
-    diff_summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    diff_summary: Annotated[str, StringConstraints(max_length=4000, pattern=TEXT_PATTERN)] | None = None
     tests: list[TestResult] = Field(default_factory=list, max_length=20)
     links: list[Link] = Field(default_factory=list, max_length=20)
-    recommendation: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    recommendation: Annotated[str, StringConstraints(max_length=1000, pattern=TEXT_PATTERN)] | None = None
 
 
 class CheckpointRequest(_Model):
@@ -107,7 +156,9 @@ class CheckpointRequest(_Model):
     target: ShortText = Field(description="What it acts on, e.g. 'service-api v2.4.1'")
     environment: Name
     service: Name
-    summary: Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+    summary: Annotated[
+        str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True, pattern=NONBLANK_PATTERN)
+    ]
     requester: Requester
     signals: Signals
     risk: RiskFacts
@@ -184,7 +235,7 @@ class OutcomeRequest(_Model):
     """POST /v1/checkpoints/{id}/outcome."""
 
     outcome: OutcomeKind
-    details: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    details: Annotated[str, StringConstraints(max_length=2000, pattern=TEXT_PATTERN)] | None = None
     reported_by: Name | None = None
 
 
