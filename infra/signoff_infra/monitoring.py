@@ -3,14 +3,18 @@ the executive, on-call and debug rows of the approvals guide.
 
 The business metrics are Powertools EMF metrics in the `Signoff` namespace with the one default
 dimension `service=signoff` (signoff.observability): CheckpointRequested and AutoApproved (intake),
-GateOpened and Escalated (Notify), Approved, Denied, Expired, Cancelled and ApprovalLatency
-(Finalize), UnauthorizedAttempt (chat decisions), PendingApprovals and StalledApprovals (sweeper).
+GateOpened and Escalated (Notify), Approved, Denied, Expired, Cancelled, ApprovalLatency and
+CardUpdateFailed (Finalize), UnauthorizedAttempt (chat decisions), PendingApprovals,
+StalledApprovals and UnansweredCallers (sweeper).
 
 Alarms page through one SNS topic; what a missing datapoint means is decided per alarm:
 - metrics emitted only when something happens (UnauthorizedAttempt, Lambda Errors, API 5XXError,
   SQS depth of an idle queue): no data means nothing happened, NOT_BREACHING;
-- StalledApprovals, emitted by every sweep (zeros included): a missed sweep neither raises nor
-  clears the page (IGNORE), and SweeperSilent, BREACHING on missing data, says the sweep stopped."""
+- StalledApprovals and UnansweredCallers, emitted by every sweep (zeros included): a missed sweep
+  neither raises nor clears the page (IGNORE), and SweeperSilent, BREACHING on missing data, says
+  the sweep stopped;
+- the approval state machine's ExecutionsFailed / TimedOut / Aborted: any one pages (Finalize
+  no longer fails for chat trouble, so a failed execution is a decision that may not have left)."""
 
 from __future__ import annotations
 
@@ -93,6 +97,7 @@ class Monitoring(Construct):
 
         self._business_alarms()
         self._platform_alarms(api, slack_function, archiver, archiver_dlq)
+        self._workflow_alarms("Approval", approval_state_machine, ("failed", "timed_out", "aborted"))
 
         watched = {**functions, "sweeper": self.sweeper.function}
         if archiver is not None:
@@ -245,6 +250,16 @@ class Monitoring(Construct):
             "blind. Check the sweeper function's errors and its EventBridge schedule.",
         )
         self._alarm(
+            "UnansweredCallers",
+            business_metric("UnansweredCallers", "Maximum"),
+            threshold=0,
+            comparison=above,
+            missing=cw.TreatMissingData.IGNORE,  # emitted by every sweep, like StalledApprovals
+            description="Checkpoints decided more than 15 minutes ago whose webhook has no delivery on record "
+            "(neither delivered nor given up) or whose embedding workflow was never answered: Finalize did not "
+            "run to its end. The sweeper's log lists their ids; see the approval execution of each.",
+        )
+        self._alarm(
             "UnauthorizedAttempt",
             business_metric("UnauthorizedAttempt"),
             threshold=1,
@@ -253,6 +268,31 @@ class Monitoring(Construct):
             description="Someone who is not an eligible approver (or the requester, against separation of "
             "duties) tried to act on a checkpoint. Security signal: the audit trail's REFUSED events name them.",
         )
+
+    def watch_embedding_workflow(self, name: str, machine: sfn.IStateMachine) -> None:
+        """Alarms on a workflow that embeds a checkpoint (the example release workflow): a timed-out
+        or aborted execution may be one Signoff never answered. Its failed executions are not
+        watched: Signoff.Denied / Expired / Cancelled fail it by design unless it catches them."""
+        self._workflow_alarms(name, machine, ("timed_out", "aborted"))
+
+    def _workflow_alarms(self, name: str, machine: sfn.IStateMachine, ends: tuple[str, ...]) -> None:
+        metric = {
+            "failed": (machine.metric_failed, "Failed", "failed (a step kept failing after its retries)"),
+            "timed_out": (machine.metric_timed_out, "TimedOut", "timed out"),
+            "aborted": (machine.metric_aborted, "Aborted", "was stopped"),
+        }
+        for end in ends:
+            measure, suffix, what = metric[end]
+            self._alarm(
+                f"{name}Executions{suffix}",
+                measure(period=FIVE_MINUTES, statistic="Sum"),
+                threshold=0,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                missing=cw.TreatMissingData.NOT_BREACHING,  # reported only when an execution ends so
+                description=f"An execution of the {name} state machine {what}: its checkpoint's decision may "
+                "not have reached the webhook or the embedding workflow. The execution's history names the "
+                "checkpoint (its name); the sweeper's UnansweredCallers follows up.",
+            )
 
     def _platform_alarms(
         self,
@@ -396,14 +436,23 @@ class Monitoring(Construct):
                 cw.GraphWidget(title="Escalated", left=[business_metric("Escalated")], width=4),
                 cw.GraphWidget(title="Unauthorized attempts", left=[business_metric("UnauthorizedAttempt")], width=4),
                 cw.GraphWidget(
-                    title="Approval workflow: failed / timed out",
+                    title="Approval workflow: failed / timed out / aborted",
                     left=[
                         machine.metric_failed(period=FIVE_MINUTES, statistic="Sum", label="Failed"),
                         machine.metric_timed_out(period=FIVE_MINUTES, statistic="Sum", label="Timed out"),
+                        machine.metric_aborted(period=FIVE_MINUTES, statistic="Sum", label="Aborted"),
                     ],
                     width=5,
                 ),
                 cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=5, height=6),
+            ],
+            [
+                cw.GraphWidget(
+                    title="Decisions not delivered / cards not updated",
+                    left=[business_metric("UnansweredCallers", "Maximum", label="Unanswered callers")],
+                    right=[business_metric("CardUpdateFailed", label="Cards not updated")],
+                    width=8,
+                ),
             ],
         ]
 

@@ -6,6 +6,12 @@ escalates, applies the gate's timeout rule and always finalizes.
     └─ States.Timeout ─▶ escalation? ─ yes ─▶ Escalate (.waitForTaskToken) ─┬▶ Finalize
                                      └ no ──────────────────────────────────┴▶ Timed out ─▶ Finalize
 Finalize applies the timeout rule (fail-closed / fail-open / cancel) when nobody decided.
+
+Chat trouble: each surface retries its transient errors (5xx, 429, timeouts) for seconds; one
+that outlasts them everywhere fails Notify with `ChatUnavailable`, retried here minutes apart
+(it posted nothing, so a retry posts nothing twice). A refusal (channel_not_found, invalid_auth)
+fails it with `NobodyReachable`; both, once retries are spent, go to "Approvers unreachable",
+which hands Finalize the error so the expiry names it.
 JSONPath only: the local interpreter (moto) has no JSONata."""
 
 from __future__ import annotations
@@ -19,6 +25,15 @@ from constructs import Construct
 
 from signoff_infra import nag
 from signoff_infra.functions import SignoffFunction
+
+# Notify's transient chat failure (signoff.usecases.workflow_steps.ChatUnavailable): retried at
+# 20 s, 40 s and 80 s. About 2.5 minutes of a chat outage are absorbed before the request expires,
+# which stays inside the sweeper's 5-minute grace past the deadline (the wait starts when the card
+# is posted, so a retried Notify pushes the decision that much later).
+CHAT_UNAVAILABLE = "ChatUnavailable"
+CHAT_RETRY_INTERVAL = cdk.Duration.seconds(20)
+CHAT_RETRY_ATTEMPTS = 3
+CHAT_RETRY_BACKOFF = 2
 
 
 class ApprovalWorkflow(Construct):
@@ -39,7 +54,9 @@ class ApprovalWorkflow(Construct):
             description="Approval workflow: keep the task token, post the card or the escalation",
             layer=layer,
             environment=environment,
-            timeout=cdk.Duration.seconds(30),
+            # A card per approver's DM, each call with the Slack client's retries (10 s timeout,
+            # up to 3 tries with backoff): a timeout mid-way would leave cards posted unrecorded.
+            timeout=cdk.Duration.seconds(120),
         )
         self.finalize = SignoffFunction(
             self,
@@ -48,8 +65,8 @@ class ApprovalWorkflow(Construct):
             description="Approval workflow: timeout rule, card update, webhook, caller's task token, metrics",
             layer=layer,
             environment=environment,
-            # Webhook retries with backoff fit in here.
-            timeout=cdk.Duration.seconds(60),
+            # The webhook's retries (a 45 s budget), then every card update with its client's retries.
+            timeout=cdk.Duration.seconds(120),
         )
 
         def wait_for_people(state_id: str, phase: str, timeout_path: str) -> tasks.LambdaInvoke:
@@ -91,10 +108,16 @@ class ApprovalWorkflow(Construct):
             self, "Nobody decided", result=sfn.Result.from_object({"timed_out": True}), result_path="$.decision"
         )
         timed_out.next(finalize)
+        # The caught error goes on to Finalize: its name, and Lambda's error document (Notify's
+        # message names who refused and why), so the expiry's reason can say so.
         unreachable = sfn.Pass(
             self,
             "Approvers unreachable",
-            result=sfn.Result.from_object({"notify_failed": True}),
+            parameters={
+                "notify_failed": True,
+                "error": sfn.JsonPath.string_at("$.error.Error"),
+                "cause": sfn.JsonPath.string_at("$.error.Cause"),
+            },
             result_path="$.decision",
         )
         unreachable.next(finalize)
@@ -103,6 +126,12 @@ class ApprovalWorkflow(Construct):
         escalate = wait_for_people("Escalate and wait", "escalation", "$.escalation_wait_seconds")
         for task in (notify, escalate):
             task.add_retry(errors=["Lambda.ServiceException", "Lambda.TooManyRequestsException"], max_attempts=3)
+            task.add_retry(
+                errors=[CHAT_UNAVAILABLE],
+                interval=CHAT_RETRY_INTERVAL,
+                max_attempts=CHAT_RETRY_ATTEMPTS,
+                backoff_rate=CHAT_RETRY_BACKOFF,
+            )
         escalate.add_catch(timed_out, errors=["States.Timeout"], result_path="$.timeout")
         escalate.add_catch(timed_out, errors=["States.ALL"], result_path="$.error")
         escalate.next(finalize)
@@ -113,7 +142,8 @@ class ApprovalWorkflow(Construct):
             .otherwise(timed_out)
         )
         notify.add_catch(has_escalation, errors=["States.Timeout"], result_path="$.timeout")
-        # Nobody was told (chat down, no destination): fail closed rather than wait for nobody.
+        # Nobody was told (chat refused, still down after retries, no destination): expire rather
+        # than wait for nobody.
         notify.add_catch(unreachable, errors=["States.ALL"], result_path="$.error")
         notify.next(finalize)
 

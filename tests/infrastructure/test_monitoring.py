@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -41,6 +42,8 @@ BUSINESS = [
     "ApprovalLatency",
     "PendingApprovals",
     "StalledApprovals",
+    "UnansweredCallers",
+    "CardUpdateFailed",
 ]
 # Scaffolding only: these stand in for the real stack's resources, which carry their own rules.
 TEST_ONLY = "Test scaffolding standing in for a resource of the real stack; not what the construct under test creates."
@@ -289,6 +292,34 @@ def test_the_topic_accepts_only_tls_and_only_this_stacks_alarms(body: dict[str, 
     [
         ("StalledApprovals", "StalledApprovals", "Signoff", "Maximum", "GreaterThanThreshold", 0, "ignore"),
         ("SweeperSilent", "PendingApprovals", "Signoff", "SampleCount", "LessThanThreshold", 1, "breaching"),
+        ("UnansweredCallers", "UnansweredCallers", "Signoff", "Maximum", "GreaterThanThreshold", 0, "ignore"),
+        (
+            "ApprovalExecutionsFailed",
+            "ExecutionsFailed",
+            "AWS/States",
+            "Sum",
+            "GreaterThanThreshold",
+            0,
+            "notBreaching",
+        ),
+        (
+            "ApprovalExecutionsTimedOut",
+            "ExecutionsTimedOut",
+            "AWS/States",
+            "Sum",
+            "GreaterThanThreshold",
+            0,
+            "notBreaching",
+        ),
+        (
+            "ApprovalExecutionsAborted",
+            "ExecutionsAborted",
+            "AWS/States",
+            "Sum",
+            "GreaterThanThreshold",
+            0,
+            "notBreaching",
+        ),
         (
             "UnauthorizedAttempt",
             "UnauthorizedAttempt",
@@ -347,8 +378,16 @@ def test_each_alarm_watches_its_metric_and_notifies_the_topic(
 
 
 def test_business_alarms_watch_the_service_dimension(body: dict[str, Any]) -> None:
-    for name in ("StalledApprovals", "SweeperSilent", "UnauthorizedAttempt"):
+    for name in ("StalledApprovals", "SweeperSilent", "UnauthorizedAttempt", "UnansweredCallers"):
         assert _alarm(body, name)["Dimensions"] == [{"Name": "service", "Value": "signoff"}]
+
+
+def test_execution_alarms_watch_the_approval_state_machine(body: dict[str, Any]) -> None:
+    machine = _logical_id("Approval", body, "AWS::StepFunctions::StateMachine")
+    for end in ("Failed", "TimedOut", "Aborted"):
+        alarm = _alarm(body, f"ApprovalExecutions{end}")
+        assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine}}], end
+        assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (1, 1), end
 
 
 def test_callback_alarms_watch_the_slack_function_and_the_api(body: dict[str, Any]) -> None:
@@ -394,10 +433,29 @@ def test_without_an_archiver_there_are_no_archive_alarms(tmp_path: Path) -> None
     )
     assert sorted(built.alarms) == [
         "Api5xx",
+        "ApprovalExecutionsAborted",
+        "ApprovalExecutionsFailed",
+        "ApprovalExecutionsTimedOut",
         "SlackCallbackErrors",
         "StalledApprovals",
         "SweeperSilent",
+        "UnansweredCallers",
         "UnauthorizedAttempt",
+    ]
+    # An embedding workflow fails by design when Signoff denies: only its timeouts and aborts page.
+    example = sfn.StateMachine(
+        stack, "Example", definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(stack, "Deploy"))
+    )
+    built.watch_embedding_workflow("Example", example)
+    assert {"ExampleExecutionsTimedOut", "ExampleExecutionsAborted"} <= set(built.alarms)
+    assert "ExampleExecutionsFailed" not in built.alarms
+    alarm = built.alarms["ExampleExecutionsTimedOut"].node.default_child
+    assert isinstance(alarm, cw.CfnAlarm)
+    assert stack.resolve(alarm.dimensions) == [
+        {
+            "name": "StateMachineArn",
+            "value": {"Ref": stack.get_logical_id(cast(sfn.CfnStateMachine, example.node.default_child))},
+        }
     ]
 
 
@@ -453,9 +511,17 @@ def test_on_call_row(body: dict[str, Any]) -> None:
     assert _metric_names(widgets["Pending and stalled approvals"]) == {"PendingApprovals", "StalledApprovals"}
     assert _metric_names(widgets["Escalated"]) == {"Escalated"}
     assert _metric_names(widgets["Unauthorized attempts"]) == {"UnauthorizedAttempt"}
-    assert _metric_names(widgets["Approval workflow: failed / timed out"]) == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    assert _metric_names(widgets["Approval workflow: failed / timed out / aborted"]) == {
+        "ExecutionsFailed",
+        "ExecutionsTimedOut",
+        "ExecutionsAborted",
+    }
+    assert _metric_names(widgets["Decisions not delivered / cards not updated"]) == {
+        "UnansweredCallers",
+        "CardUpdateFailed",
+    }
     assert widgets["Alarms"]["type"] == "alarm"
-    assert len(widgets["Alarms"]["properties"]["alarms"]) == 8
+    assert len(widgets["Alarms"]["properties"]["alarms"]) == 12
 
 
 def test_debug_row(body: dict[str, Any]) -> None:

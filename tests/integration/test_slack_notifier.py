@@ -3,17 +3,19 @@ updates, thread replies with mentions, escalation notices, unreachable recipient
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
 from local.fake_slack import FakeSlack
 from signoff.domain.cards import build_card
 from signoff.domain.models import MessageRef
 from signoff.domain.routing import LoadedRouting
 from signoff.surfaces.slack.blocks import card_blocks
-from signoff.surfaces.slack.chat import SlackChat, web_client
+from signoff.surfaces.slack.chat import SlackChat, SlackChatError, web_client
 from tests.slackfakes import fake_slack, make_checkpoint, routing_with, shipped_routing
 
 pytestmark = pytest.mark.integration
@@ -32,7 +34,11 @@ def fake(routing: LoadedRouting) -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def chat(fake: FakeSlack, routing: LoadedRouting) -> SlackChat:
-    return SlackChat(web_client(fake.token, fake.url), routing)
+    # Retried at once: the backoff between retries is slack_sdk's, not what these tests check.
+    return SlackChat(web_client(fake.token, fake.url, interval=NO_WAIT), routing)
+
+
+NO_WAIT = FixedValueRetryIntervalCalculator(0.0)
 
 
 def test_a_card_posted_to_a_channel_comes_back_as_a_ref(fake: FakeSlack, chat: SlackChat) -> None:
@@ -81,6 +87,69 @@ def test_an_unreachable_channel_is_none_but_other_errors_raise(fake: FakeSlack, 
     with pytest.raises(SlackApiError) as raised:
         bad_token.post_card("C0RELEASE", None, card)
     assert raised.value.response["error"] == "invalid_auth"
+    # and it says what it is: a refusal trying again will not change
+    assert isinstance(raised.value, SlackChatError)
+    assert (raised.value.code, raised.value.transient, raised.value.unreachable) == ("invalid_auth", False, False)
+    assert len([c for c in fake.calls("chat.postMessage") if c.token == "xoxb-wrong"]) == 1  # not retried
+
+
+def test_delivering_to_a_refused_channel_says_why(fake: FakeSlack, chat: SlackChat) -> None:
+    fake.unknown_channels.add("C0GONE")
+    with pytest.raises(SlackChatError) as raised:
+        chat.deliver_card("C0GONE", None, build_card(make_checkpoint("hard")))
+    assert (raised.value.code, raised.value.transient, raised.value.unreachable) == ("channel_not_found", False, True)
+    assert str(raised.value).startswith("slack chat.postMessage: 200 channel_not_found")
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(200, "internal_error"), (200, "service_unavailable"), (503, "service_unavailable")],
+    ids=["ok-false-internal-error", "ok-false-unavailable", "http-503"],
+)
+def test_transient_errors_are_retried_with_backoff_then_posted_once(
+    fake: FakeSlack, chat: SlackChat, status: int, error: str
+) -> None:
+    # Given Slack failing twice (ok:false with HTTP 200 is retried too: slack_sdk's own handlers skip it)
+    fake.fail("chat.postMessage", error, status=status, times=2)
+    # When a card is posted
+    ref = chat.post_card("C0RELEASE", None, build_card(make_checkpoint("hard")))
+    # Then the third try got through, and the channel has the card once
+    assert ref is not None and len(fake.calls("chat.postMessage")) == 3
+    assert len(fake.messages("C0RELEASE")) == 1
+
+
+def test_a_transient_error_outlasting_the_retries_is_raised_as_transient(fake: FakeSlack, chat: SlackChat) -> None:
+    fake.fail("chat.postMessage", "internal_error", status=500, times=5)
+    with pytest.raises(SlackChatError) as raised:
+        chat.post_card("C0RELEASE", None, build_card(make_checkpoint("hard")))
+    assert (raised.value.code, raised.value.status, raised.value.transient) == ("internal_error", 500, True)
+    assert len(fake.calls("chat.postMessage")) == 3  # the first try and two retries
+    assert fake.messages("C0RELEASE") == []
+
+
+def test_a_card_update_that_keeps_failing_raises_its_code_without_the_card(fake: FakeSlack, chat: SlackChat) -> None:
+    cp = make_checkpoint("soft")
+    ref = chat.post_card("C0PAYMENTS", None, build_card(cp))
+    assert ref is not None
+    fake.fail("chat.update", "ratelimited", status=429, times=5, headers={"Retry-After": "0"})
+    with pytest.raises(SlackChatError) as raised:
+        chat.update_card(ref, build_card(cp))
+    assert (raised.value.code, raised.value.transient, raised.value.retry_after) == ("ratelimited", True, 0.0)
+    assert cp.request.summary not in str(raised.value) and "blocks" not in str(raised.value)
+    assert len(fake.calls("chat.update")) == 3
+
+
+def test_a_dropped_connection_is_retried_then_raised_as_transient(fake: FakeSlack, routing: LoadedRouting) -> None:
+    # Given nothing listening where Slack should be (a closed local port; the fake keeps loopback open)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/api/"
+    chat = SlackChat(web_client("xoxb-test", url, interval=NO_WAIT), routing)
+    # When a card is posted
+    with pytest.raises(SlackChatError) as raised:
+        chat.post_card("C0RELEASE", None, build_card(make_checkpoint("hard")))
+    # Then it says so as something that may pass
+    assert (raised.value.code, raised.value.status, raised.value.transient) == ("connection_failed", None, True)
 
 
 @pytest.mark.parametrize(

@@ -487,25 +487,66 @@ def test_timeout_applies_the_gate_rule(
     assert events[0].data["latency_seconds"] == (cp.deadline - cp.created_at).total_seconds()
 
 
+RULES = {
+    "hard-fail-closed": (None, "hard"),
+    "hard-fail-open": (hard_policy(timeout_rule="fail-open"), "hard"),
+    "hard-cancel": (hard_policy(timeout_rule="cancel"), "hard"),
+    "soft-fail-open": (None, "soft"),
+    "soft-fail-closed": (soft_policy(timeout_rule="fail-closed"), "soft"),
+    "soft-cancel": (soft_policy(timeout_rule="cancel"), "soft"),
+}
+# Every rule, reached or not: (status, decided_by, reason). decided_by names what decided and the
+# reason says the same: nobody reached always expires, in the name of that, never of the rule.
+CLOSED = "no decision by the deadline: denied (fail-closed)"
+OPENED = "no decision by the deadline: approved (fail-open)"
+UNREACHED = (Status.EXPIRED, "policy (unreachable)", "no approver could be notified: slack channel_not_found on C0X")
+TIMEOUT_TABLE = [
+    ("hard-fail-closed", False, (Status.EXPIRED, "policy (fail-closed)", CLOSED)),
+    ("hard-fail-open", False, (Status.APPROVED, "policy (fail-open)", OPENED)),
+    ("hard-cancel", False, (Status.CANCELLED, "policy (cancel)", "no decision by the deadline: cancelled")),
+    ("soft-fail-open", False, (Status.APPROVED, "policy (fail-open)", "veto window closed with no veto")),
+    ("soft-fail-closed", False, (Status.EXPIRED, "policy (fail-closed)", CLOSED)),
+    ("soft-cancel", False, (Status.CANCELLED, "policy (cancel)", "no decision by the deadline: cancelled")),
+    *[(rule, True, UNREACHED) for rule in RULES],
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("policy", "gate"),
-    [
-        (None, "hard"),
-        (hard_policy(timeout_rule="fail-open"), "hard"),
-        (hard_policy(timeout_rule="cancel"), "hard"),
-        (None, "soft"),
-    ],
-    ids=["fail-closed", "fail-open", "cancel", "soft-fail-open"],
+    ("rule", "unreachable", "expected"),
+    TIMEOUT_TABLE,
+    ids=[f"{rule}-{'unreachable' if unreachable else 'reached'}" for rule, unreachable, _ in TIMEOUT_TABLE],
 )
-def test_nobody_reachable_expires_whatever_the_rule(
-    make_gates: Callable[..., Gates], policy: LoadedPolicy | None, gate: str
+def test_decided_by_and_reason_agree_for_every_rule_reached_or_not(
+    make_gates: Callable[..., Gates], rule: str, unreachable: bool, expected: tuple[Status, str, str]
 ) -> None:
+    # Given a pending checkpoint under this timeout rule
+    policy, gate = RULES[rule]
     g = make_gates(policy)
     cp = g.create(gate)
+    assert cp.assessment.gate.timeout_rule is not None
+    assert rule.endswith(cp.assessment.gate.timeout_rule.value)
+    # When nobody decided (reached, or never notified: Notify named why)
+    detail = "slack channel_not_found on C0X" if unreachable else None
+    decided = g.decisions.apply_timeout(cp.id, unreachable=unreachable, detail=detail)
+    # Then status, who decided and why say the same thing, on the checkpoint and in its trail
+    assert (decided.status, decided.decided_by, decided.decision_reason) == expected
+    (event,) = g.of_type(cp.id, EventType.DECIDED)
+    assert (event.actor, event.data["status"], event.data["decided_by"], event.data["reason"]) == (
+        expected[1],
+        expected[0].value,
+        expected[1],
+        expected[2],
+    )
+
+
+def test_nobody_reachable_without_a_named_cause_still_says_so(g: Gates) -> None:
+    cp = g.create("soft")  # fail-open
     decided = g.decisions.apply_timeout(cp.id, unreachable=True)
-    assert decided.status is Status.EXPIRED
-    assert decided.decision_reason == "no approver could be notified: denied (fail-closed)"
-    assert len(g.of_type(cp.id, EventType.DECIDED)) == 1
+    assert (decided.status, decided.decided_by, decided.decision_reason) == (
+        Status.EXPIRED,
+        "policy (unreachable)",
+        "no approver could be notified",
+    )
 
 
 def test_timeout_is_applied_once(g: Gates) -> None:

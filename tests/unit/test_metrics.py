@@ -217,3 +217,25 @@ def test_nobody_answering_emits_escalated_then_expired(g: Gates) -> None:
     g.clock.at = cp.deadline
     g.steps.finalize(cp.id, None)
     assert (emitted("Escalated"), emitted("Expired")) == ([1.0], [1.0])
+
+
+def test_a_card_that_cannot_be_updated_is_counted_and_the_decision_still_is(g: Gates) -> None:
+    # Given a card posted, then chat.update failing for good
+    cp = g.create("hard", {"risk.data_sensitivity": "internal"})
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.chat.fail("update", "service_unavailable", times=None)
+    g.decisions.act(cp.id, actor(BOB), Act.APPROVE, comment="ok")
+    # When Finalize runs
+    g.steps.finalize(cp.id, {"status": "APPROVED"})
+    # Then the stale card is counted, and the approval too
+    assert emitted("CardUpdateFailed") == [1.0]
+    assert metrics.metric_set["CardUpdateFailed"]["Unit"] == "Count"
+    assert emitted("Approved") == [1.0]
+
+
+def test_cards_updated_in_place_count_no_failure(g: Gates) -> None:
+    cp = g.create("hard", {"risk.data_sensitivity": "internal"})
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.decisions.act(cp.id, actor(BOB), Act.DENY, comment="no")
+    g.steps.finalize(cp.id, None)
+    assert len(g.chat.updates) == 1 and "CardUpdateFailed" not in metrics.metric_set

@@ -5,6 +5,7 @@ answers an embedding workflow. Step Functions may retry either: nothing happens 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -19,8 +20,20 @@ from signoff.domain.policy import LoadedPolicy
 from signoff.ports import TaskToken
 from signoff.testing.memory import InMemoryChat
 from signoff.usecases.results import result
-from signoff.usecases.workflow_steps import ESCALATION, INITIAL, NobodyReachable
-from tests.gates import BOB, CAROL, DAVE, GRACE, SECRET_TOKEN, Gates, actor, gates
+from signoff.usecases.workflow_steps import ESCALATION, INITIAL, ChatUnavailable, NobodyReachable
+from tests.gates import (
+    BOB,
+    CAROL,
+    DAVE,
+    GRACE,
+    SECRET_TOKEN,
+    Gates,
+    RecordingWorkflow,
+    actor,
+    gates,
+    hard_policy,
+    soft_policy,
+)
 from tests.helpers import CALLER_ARN
 
 pytestmark = pytest.mark.unit
@@ -372,7 +385,256 @@ def test_notify_failed_expires_the_checkpoint(g: Gates, gate: str) -> None:
     g.repo.put_caller_token(cp.id, CALLER_TOKEN)
     # When Finalize runs with the workflow's notify_failed marker
     out = g.steps.finalize(cp.id, {"notify_failed": True})
-    # Then it expires, and the caller hears so
-    assert out["status"] == "EXPIRED"
-    assert out["reason"] == "no approver could be notified: denied (fail-closed)"
+    # Then it expires in the name of that (not of the timeout rule it did not apply), and the
+    # caller hears so
+    assert (out["status"], out["decided_by"], out["reason"]) == (
+        "EXPIRED",
+        "policy (unreachable)",
+        "no approver could be notified",
+    )
     assert g.workflow.failures[CALLER_TOKEN][0] == "Signoff.Expired"
+
+
+# -- chat failures: Notify -----------------------------------------------------------------------
+
+
+def _caught(exc: Exception) -> dict[str, Any]:
+    """What the state machine's catch hands Finalize when Notify raised `exc` (Lambda's error
+    document as the cause)."""
+    cause = {"errorType": type(exc).__name__, "errorMessage": str(exc), "stackTrace": []}
+    return {"notify_failed": True, "error": type(exc).__name__, "cause": json.dumps(cause)}
+
+
+@pytest.mark.parametrize(
+    ("break_chat", "named"),
+    [
+        (lambda chat: chat.unreachable.add("C0RELEASE"), "slack channel_not_found on C0RELEASE"),
+        (lambda chat: chat.fail("post", "invalid_auth", times=None), "slack invalid_auth on C0RELEASE"),
+        (lambda chat: chat.fail("post", "account_inactive", times=None), "slack account_inactive on C0RELEASE"),
+    ],
+    ids=["channel_not_found", "invalid_auth", "account_inactive"],
+)
+def test_a_refusal_expires_the_request_with_a_reason_that_names_it(
+    make_gates: Callable[..., Gates], break_chat: Callable[[InMemoryChat], None], named: str
+) -> None:
+    # Given a fail-open gate (it must not run unseen) whose only channel refuses the card for good
+    g = make_gates(hard_policy(timeout_rule="fail-open"))
+    break_chat(g.chat)
+    cp = g.create("hard", {**INTERNAL, "callback_url": HOOK})
+    g.repo.put_caller_token(cp.id, CALLER_TOKEN)
+    # When Notify runs, it concludes at once that nobody can be reached, and says why
+    with pytest.raises(NobodyReachable) as raised:
+        g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    assert str(raised.value) == named
+    assert g.chat.posts == [] and g.of_type(cp.id, EventType.NOTIFIED) == []
+    # and when Finalize runs with what the state machine's catch passes on
+    out = g.steps.finalize(cp.id, _caught(raised.value))
+    # Then the request expired, saying who refused and why, and everyone waiting hears that
+    reason = f"no approver could be notified: {named}"
+    assert (out["status"], out["decided_by"], out["reason"]) == ("EXPIRED", "policy (unreachable)", reason)
+    assert g.workflow.failures[CALLER_TOKEN] == ("Signoff.Expired", f"{cp.id}: {reason}")
+    assert [body["reason"] for _, body in g.callbacks.calls] == [reason]
+
+
+def test_transient_post_errors_are_retried_by_the_workflow_then_posted_once(
+    make_gates: Callable[..., Gates],
+) -> None:
+    # Given Slack failing (after its client's own retries) the first time Notify posts
+    g = make_gates()
+    g.chat.fail("post", "service_unavailable", times=1)
+    cp = g.create("hard", INTERNAL)
+    # When Notify runs, it leaves the door open: nothing posted, nothing recorded
+    with pytest.raises(ChatUnavailable, match="slack service_unavailable on C0RELEASE"):
+        g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    assert g.chat.posts == [] and g.repo.get(cp.id).messages == []
+    assert g.of_type(cp.id, EventType.NOTIFIED) == []
+    # When the state machine retries the step (with a new token)
+    out = g.steps.notify(cp.id, INITIAL, "retried-token")
+    # Then the card is posted, once, and the request waits for people as usual
+    assert out == {"posted": 1}
+    assert [where for where, _ in g.chat.posts] == ["C0RELEASE"]
+    assert g.chat.attempts["post"] == 2
+    assert len(g.of_type(cp.id, EventType.NOTIFIED)) == 1
+    assert g.repo.get(cp.id).status is Status.PENDING
+
+
+def test_a_transient_error_outlasting_the_retries_expires_with_what_kept_failing(
+    make_gates: Callable[..., Gates],
+) -> None:
+    g = make_gates(soft_policy())  # fail-open
+    g.chat.fail("post", "http_503", times=None)
+    cp = g.create("soft")
+    # Every retry of the state machine fails the same way, then its catch moves on to Finalize
+    for token in ("first", "second", "third"):
+        with pytest.raises(ChatUnavailable) as raised:
+            g.steps.notify(cp.id, INITIAL, token)
+    out = g.steps.finalize(cp.id, _caught(raised.value))
+    assert (out["status"], out["decided_by"]) == ("EXPIRED", "policy (unreachable)")
+    assert out["reason"] == (
+        "no approver could be notified: slack http_503 on C0PAYMENTS (still failing after retries)"
+    )
+
+
+def test_a_destination_that_fails_does_not_hold_back_the_others(make_gates: Callable[..., Gates]) -> None:
+    # Given a sensitive checkpoint (a DM per approver) where two DMs are refused
+    g = make_gates(chat=InMemoryChat(unreachable={BOB, DAVE}))
+    cp = g.create("hard")
+    # When Notify runs
+    assert g.steps.notify(cp.id, INITIAL, SECRET_TOKEN) == {"posted": 2}
+    # Then the others got the card, and the trail says who was missed and why
+    assert [where for where, _ in g.chat.posts] == [f"dm:{CAROL}", f"dm:{GRACE}"]
+    data = g.events(cp.id)[-1].data
+    assert data["destinations"] == [f"slack:dm:{CAROL}", f"slack:dm:{GRACE}"]
+    assert data["unreached"] == [
+        {"surface": "slack", "where": f"dm:{BOB}", "error": "user_not_found"},
+        {"surface": "slack", "where": f"dm:{DAVE}", "error": "user_not_found"},
+    ]
+
+
+def test_a_reason_names_three_refusals_and_counts_the_rest(
+    make_gates: Callable[..., Gates],
+) -> None:
+    g = make_gates(chat=InMemoryChat(unreachable={BOB, CAROL, DAVE, GRACE}))
+    cp = g.create("hard")
+    with pytest.raises(NobodyReachable) as raised:
+        g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    assert str(raised.value) == (
+        f"slack user_not_found on dm:{BOB}; slack user_not_found on dm:{CAROL}; "
+        f"slack user_not_found on dm:{DAVE}; and 1 more"
+    )
+
+
+@pytest.mark.parametrize(
+    ("decision", "reason"),
+    [
+        ({"notify_failed": True, "error": "Lambda.Unknown", "cause": '{"errorMessage": "secret stuff"}'},
+         "no approver could be notified: the notify step failed (Lambda.Unknown)"),
+        ({"notify_failed": True, "error": "NobodyReachable", "cause": "not json"},
+         "no approver could be notified: the notify step failed (NobodyReachable)"),
+        ({"notify_failed": True}, "no approver could be notified"),
+    ],
+    ids=["another-error-is-named-not-quoted", "unreadable-cause", "no-error"],
+)  # fmt: skip
+def test_only_notifys_own_messages_become_the_reason(g: Gates, decision: dict[str, Any], reason: str) -> None:
+    cp = g.create("hard")
+    assert g.steps.finalize(cp.id, decision)["reason"] == reason
+
+
+def test_escalation_goes_on_when_the_cards_cannot_be_refreshed(make_gates: Callable[..., Gates]) -> None:
+    # Given a card posted, then chat.update failing for good
+    g = make_gates()
+    cp = g.create("hard", INTERNAL)
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.chat.fail("update", "internal_error", times=None)
+    # When the escalation runs
+    assert g.steps.notify(cp.id, ESCALATION, "escalation-token") == {"posted": 1}
+    # Then the route was told and the wait goes on; the stale card is on the record
+    assert g.repo.get(cp.id).escalated
+    (failed,) = g.of_type(cp.id, EventType.CARD_UPDATE_FAILED)
+    assert failed.data == {"surface": "slack", "channel": "C0RELEASE", "kind": "card", "error": "internal_error"}
+
+
+# -- chat failures: Finalize ---------------------------------------------------------------------
+
+
+def _approved_with_cards_down(g: Gates) -> Checkpoint:
+    """A hard checkpoint (webhook, embedding caller) whose card was posted, then approved while
+    chat.update fails on every try."""
+    cp = g.create("hard", {**INTERNAL, "callback_url": HOOK})
+    g.repo.put_caller_token(cp.id, CALLER_TOKEN)
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    g.chat.fail("update", "service_unavailable", times=None)
+    _approve(g, cp)
+    return cp
+
+
+def test_a_card_that_cannot_be_updated_never_holds_back_the_decision(g: Gates) -> None:
+    cp = _approved_with_cards_down(g)
+    # When Finalize runs
+    out = g.steps.finalize(cp.id, g.workflow.answers[SECRET_TOKEN])
+    # Then it succeeds: the caller is answered and the webhook sent, once each
+    stored = g.repo.get(cp.id)
+    assert out == result(stored) and out["status"] == "APPROVED"
+    assert g.workflow.answers[CALLER_TOKEN] == result(stored)
+    assert g.callbacks.calls == [(HOOK, result(stored))]
+    # and the stale card is on the record: where, and Slack's error code, never the card's text
+    (failed,) = g.of_type(cp.id, EventType.CARD_UPDATE_FAILED)
+    assert failed.data == {"surface": "slack", "channel": "C0RELEASE", "kind": "card", "error": "service_unavailable"}
+    assert failed.actor == "signoff"
+    # and the deliveries happened before the cards were tried
+    order = [e.type for e in g.events(cp.id)][-3:]
+    assert order == [EventType.CALLER_ANSWERED, EventType.CALLBACK_DELIVERED, EventType.CARD_UPDATE_FAILED]
+
+
+def test_a_later_finalize_re_renders_the_card_and_delivers_nothing_twice(g: Gates) -> None:
+    cp = _approved_with_cards_down(g)
+    g.steps.finalize(cp.id, None)
+    # When Slack is back and Finalize runs again (a Step Functions retry)
+    g.chat.heal()
+    g.steps.finalize(cp.id, None)
+    # Then the card shows the decision, and the caller and webhook were told once
+    ref, card = g.chat.updates[-1]
+    assert ref.channel == "C0RELEASE" and card.buttons == [] and card.outcome
+    assert len(g.callbacks.calls) == 1
+    assert len(g.workflow.answer_calls) == 2  # the approval task (by the click) and the caller, once
+    assert len(g.of_type(cp.id, EventType.CALLER_ANSWERED)) == 1
+    assert len(g.of_type(cp.id, EventType.CARD_UPDATE_FAILED)) == 1
+
+
+def test_the_caller_answer_is_recorded_once_without_the_token(g: Gates) -> None:
+    cp = g.create("hard")
+    g.repo.put_caller_token(cp.id, CALLER_TOKEN)
+    _deny(g, cp)
+    g.steps.finalize(cp.id, None)
+    g.steps.finalize(cp.id, None)
+    (answered,) = g.of_type(cp.id, EventType.CALLER_ANSWERED)
+    assert answered.data == {"status": "DENIED", "error": "Signoff.Denied", "task_was_waiting": True}
+    assert CALLER_TOKEN not in json.dumps([e.content() for e in g.events(cp.id)])
+    assert len(g.workflow.fail_calls) == 1
+
+
+def test_a_caller_task_that_no_longer_waits_is_recorded_as_such(g: Gates) -> None:
+    # Given an embedding workflow whose task was already answered (an earlier Finalize run that
+    # could not record it)
+    cp = g.create("hard")
+    g.repo.put_caller_token(cp.id, CALLER_TOKEN)
+    _approve(g, cp)
+    g.workflow.answer(CALLER_TOKEN, {"already": True})
+    g.steps.finalize(cp.id, None)
+    (answered,) = g.of_type(cp.id, EventType.CALLER_ANSWERED)
+    assert answered.data["task_was_waiting"] is False
+
+
+class FlakyWorkflow(RecordingWorkflow):
+    """SendTaskFailure throttled `failures` times, then fine."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures_left = failures
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError("ThrottlingException")
+        return super().fail(token, error, cause)
+
+
+def test_a_caller_that_cannot_be_answered_fails_finalize_after_the_webhook_and_cards(g: Gates) -> None:
+    # Given a denied embedded checkpoint and Step Functions throttling the answer once
+    cp = g.create("hard", {**INTERNAL, "callback_url": HOOK})
+    g.repo.put_caller_token(cp.id, CALLER_TOKEN)
+    g.steps.notify(cp.id, INITIAL, SECRET_TOKEN)
+    _deny(g, cp)
+    g.steps.workflow = flaky = FlakyWorkflow(failures=1)
+    # When Finalize runs, it still sends the webhook and updates the card, then fails (to be retried)
+    with pytest.raises(RuntimeError, match="Throttling"):
+        g.steps.finalize(cp.id, None)
+    assert len(g.callbacks.calls) == 1 and len(g.chat.updates) == 1
+    assert g.of_type(cp.id, EventType.CALLER_ANSWERED) == []
+    # When Step Functions retries it
+    out = g.steps.finalize(cp.id, None)
+    # Then the caller is answered, and the webhook is not sent again
+    assert out["status"] == "DENIED"
+    assert flaky.failures == {CALLER_TOKEN: ("Signoff.Denied", f"{cp.id}: freeze")}
+    assert len(g.callbacks.calls) == 1
+    assert len(g.of_type(cp.id, EventType.CALLER_ANSWERED)) == 1

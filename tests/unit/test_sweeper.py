@@ -6,6 +6,7 @@ production service on in-memory fakes and a fixed clock, and once through the La
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -13,12 +14,21 @@ from typing import Any
 import pytest
 
 from signoff import composition
+from signoff.domain.acts import Act
 from signoff.domain.models import CheckpointPage, Status
 from signoff.observability import metrics
 from signoff.testing.memory import InMemoryCheckpointRepository
 from signoff.usecases import sweeper as sweeper_module
-from signoff.usecases.sweeper import GRACE, PENDING_METRIC, STALLED_METRIC, sweep
-from tests.gates import Gates, gates
+from signoff.usecases.sweeper import (
+    ANSWER_GRACE,
+    GRACE,
+    LOOKBACK,
+    PENDING_METRIC,
+    STALLED_METRIC,
+    UNANSWERED_METRIC,
+    sweep,
+)
+from tests.gates import CAROL, Gates, actor, gates
 from tests.helpers import CALLER_ARN, invoke
 
 pytestmark = pytest.mark.unit
@@ -49,14 +59,14 @@ def emitted(name: str) -> list[float]:
 
 
 class CountingRepository:
-    """Delegates to the in-memory repository and counts the pages read."""
+    """Delegates to the in-memory repository and counts the pages read, per status."""
 
     def __init__(self, inner: InMemoryCheckpointRepository) -> None:
         self.inner = inner
-        self.pages = 0
+        self.pages: Counter[Status] = Counter()
 
     def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
-        self.pages += 1
+        self.pages[status] += 1
         return self.inner.list_by_status(status, limit=limit, next_token=next_token)
 
     def __getattr__(self, name: str) -> Any:
@@ -172,7 +182,7 @@ def test_every_page_is_counted_and_stalled_ones_come_first() -> None:
     # When the sweep reads them two at a time
     result = sweep(repo, g.clock, page_size=2)
     # Then all five are counted across three pages, and the three oldest deadlines are the stalled ones
-    assert (result.pending, result.complete, repo.pages) == (5, True, 3)
+    assert (result.pending, result.complete, repo.pages[Status.PENDING]) == (5, True, 3)
     assert [s.checkpoint_id for s in result.stalled] == ids[:3]
     assert [s.overdue_seconds for s in result.stalled] == [GRACE.seconds + 150, GRACE.seconds + 90, GRACE.seconds + 30]
     assert (emitted(PENDING_METRIC), emitted(STALLED_METRIC)) == ([5.0], [3.0])
@@ -234,6 +244,91 @@ def test_nothing_stalled_logs_no_error(log: RecordingLogger) -> None:
     assert [level for level, _, _ in log.lines] == ["info"]
 
 
+# -- unanswered callers -------------------------------------------------------------------------
+
+HOOK = "https://hooks.example.com/signoff"
+CALLER_TOKEN = "caller-task-token-of-the-embedding-workflow"
+
+
+def _decided_unfinalized(g: Gates, *, hook: bool = True, caller: bool = True) -> str:
+    """A hard checkpoint with a webhook and/or an embedding caller, denied in chat, whose approval
+    execution died before Finalize (nothing answered)."""
+    cp = g.create("hard", {"callback_url": HOOK} if hook else None)
+    if caller:
+        g.repo.put_caller_token(cp.id, CALLER_TOKEN)
+    g.decisions.act(cp.id, actor(CAROL), Act.DENY, comment="freeze")
+    return cp.id
+
+
+def test_a_decision_nobody_delivered_is_found_once_the_grace_period_is_over(log: RecordingLogger) -> None:
+    # Given a checkpoint decided in chat whose Finalize never ran
+    g = gates()
+    cp_id = _decided_unfinalized(g)
+    # When the sweep runs inside the grace period, and just after it
+    g.clock.advance(ANSWER_GRACE.total_seconds())
+    inside = sweep(g.repo, g.clock)
+    g.clock.advance(1)
+    after = sweep(g.repo, g.clock)
+    # Then Finalize is given its time first; then the webhook and the caller are both reported
+    assert inside.unanswered == []
+    assert [(u.checkpoint_id, u.waiting) for u in after.unanswered] == [(cp_id, ("webhook", "caller"))]
+    assert emitted(UNANSWERED_METRIC) == [0.0, 1.0]
+    (extra,) = [extra for level, message, extra in log.lines if level == "error" and "caller" in message]
+    assert extra["checkpoints"][0]["checkpoint_id"] == cp_id and CALLER_TOKEN not in json.dumps(extra)
+
+
+def test_finalize_answering_clears_it() -> None:
+    # Given two unanswered decisions, one then finalized
+    g = gates()
+    finalized = _decided_unfinalized(g)
+    waiting = _decided_unfinalized(g, hook=False)
+    g.steps.finalize(finalized, None)
+    g.clock.advance(ANSWER_GRACE.total_seconds() + 60)
+    # When the sweep runs
+    result = sweep(g.repo, g.clock)
+    # Then only the one still waiting is reported, for its caller only
+    assert [(u.checkpoint_id, u.waiting) for u in result.unanswered] == [(waiting, ("caller",))]
+
+
+def test_a_webhook_that_failed_for_good_is_answered_and_one_never_tried_is_not() -> None:
+    g = gates(callbacks_ok=False)
+    failed = _decided_unfinalized(g, caller=False)
+    g.steps.finalize(failed, None)  # the webhook's sender gave up: callback_failed, final
+    never = _decided_unfinalized(g, caller=False)
+    g.clock.advance(ANSWER_GRACE.total_seconds() + 60)
+    assert [(u.checkpoint_id, u.waiting) for u in sweep(g.repo, g.clock).unanswered] == [(never, ("webhook",))]
+
+
+def test_nothing_waits_for_auto_gates_checkpoints_without_a_caller_or_old_decisions() -> None:
+    g = gates()
+    old = _decided_unfinalized(g)
+    g.clock.advance(LOOKBACK.total_seconds() + 60)
+    g.create("auto", {"callback_url": HOOK})  # answered by intake, no workflow
+    nobody = g.create("hard")
+    g.decisions.act(nobody.id, actor(CAROL), Act.DENY, comment="no")  # nobody waits for it
+    g.clock.advance(ANSWER_GRACE.total_seconds() + 60)
+    result = sweep(g.repo, g.clock)
+    assert result.unanswered == [] and old not in json.dumps(result.summary())
+    assert emitted(UNANSWERED_METRIC) == [0.0]
+
+
+def test_decided_pages_stop_at_the_first_checkpoint_too_recent_to_judge() -> None:
+    # Given three denied checkpoints, two over the grace period old and the last one just now
+    g = gates()
+    ids = []
+    for _ in range(2):
+        ids.append(_decided_unfinalized(g))
+        g.clock.advance(60)
+    g.clock.advance(ANSWER_GRACE.total_seconds())
+    _decided_unfinalized(g)
+    repo = CountingRepository(g.repo)
+    # When the sweep reads them one at a time
+    result = sweep(repo, g.clock, page_size=1)
+    # Then it reads up to the recent one and no further
+    assert [u.checkpoint_id for u in result.unanswered] == ids
+    assert repo.pages[Status.DENIED] == 3 and result.complete
+
+
 # -- the Lambda handler ------------------------------------------------------------------------
 
 
@@ -267,10 +362,21 @@ def test_the_handler_publishes_both_gauges_as_emf(
     summary = invoke("sweeper", SCHEDULED_EVENT)
     # Then it answers with the counts and prints one EMF document in the Signoff namespace,
     # with the service dimension only
-    assert summary == {"at": wired.clock.now().isoformat(), "pending": 2, "stalled": 1, "complete": True}
+    assert summary == {
+        "at": wired.clock.now().isoformat(),
+        "pending": 2,
+        "stalled": 1,
+        "unanswered": 0,
+        "complete": True,
+    }
     (doc,) = _emf(capsys.readouterr().out)
     directive = doc["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "Signoff"
     assert directive["Dimensions"] == [["service"]] and doc["service"] == "signoff"
-    assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {PENDING_METRIC: "Count", STALLED_METRIC: "Count"}
-    assert (doc[PENDING_METRIC], doc[STALLED_METRIC]) == ([2.0], [1.0])  # Powertools writes values as arrays
+    assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {
+        PENDING_METRIC: "Count",
+        STALLED_METRIC: "Count",
+        UNANSWERED_METRIC: "Count",
+    }
+    # Powertools writes values as arrays
+    assert (doc[PENDING_METRIC], doc[STALLED_METRIC], doc[UNANSWERED_METRIC]) == ([2.0], [1.0], [0.0])

@@ -26,8 +26,20 @@ class EventType(StrEnum):
     DECIDED = "decided"
     CANCELLED = "cancelled"
     CALLBACK_DELIVERED = "callback_delivered"
-    CALLBACK_FAILED = "callback_failed"
+    CALLBACK_FAILED = "callback_failed"  # final: the sender retried with backoff and gave up
+    CALLER_ANSWERED = "caller_answered"  # an embedding workflow's task token was answered (or failed)
+    CARD_UPDATE_FAILED = "card_update_failed"  # a card kept its old content (surface, channel, error code)
     OUTCOME_REPORTED = "outcome_reported"
+    # The helpdesk: one trail per conversation (id hd_...), chained like a checkpoint's.
+    HELPDESK_TRIAGED = "helpdesk_triaged"  # redacted text, class, sources, confidence, route, latency
+    HELPDESK_POSTED = "helpdesk_posted"  # where the bot replied (thread, ephemeral, DM) and what it offered
+    HELPDESK_REPEATED = "helpdesk_repeated"  # the same question within the window: linked, not re-answered
+    HELPDESK_FEEDBACK = "helpdesk_feedback"  # helpful / not helpful: an outcome for calibration
+    HELPDESK_HANDED_OFF = "helpdesk_handed_off"  # summary posted, queue pinged, ticket opened (or why not)
+    HELPDESK_CLAIMED = "helpdesk_claimed"
+    HELPDESK_RESOLVED = "helpdesk_resolved"
+    HELPDESK_RETURNED = "helpdesk_returned"  # "back to the bot"
+    HELPDESK_REFUSED = "helpdesk_refused"  # a click the rules do not allow (e.g. claiming one's own request)
 
 
 class AuditEvent(BaseModel):

@@ -117,9 +117,29 @@ class InMemoryWorkflow:
         self.stopped[checkpoint_id] = cause
 
 
+class InMemoryChatError(Exception):
+    """What a chat surface raises when a call fails, as the approval workflow's steps read it:
+    the platform's error `code`, whether it is `transient`, the `retry_after` seconds asked for,
+    and whether the recipient is `unreachable`."""
+
+    def __init__(
+        self, code: str, *, transient: bool, retry_after: float | None = None, unreachable: bool = False
+    ) -> None:
+        super().__init__(f"chat: {code}")
+        self.code = code
+        self.transient = transient
+        self.retry_after = retry_after
+        self.unreachable = unreachable
+
+
+# Codes InMemoryChat.fail treats as transient unless told otherwise (Slack's, and no answer at all).
+TRANSIENT_CODES = frozenset({"ratelimited", "internal_error", "service_unavailable", "http_503", "timeout"})
+
+
 class InMemoryChat:
     """A chat surface that records what Signoff posts: cards by channel or person, updates,
-    thread replies and notices."""
+    thread replies and notices. `fail` makes the next calls (or every call) of an operation raise,
+    and `attempts` counts every call, failed ones included."""
 
     def __init__(self, surface: str = "slack", unreachable: set[str] | None = None) -> None:
         self.surface = surface
@@ -128,29 +148,90 @@ class InMemoryChat:
         self.updates: list[tuple[MessageRef, Card]] = []
         self.replies: list[tuple[MessageRef, str, str | None]] = []
         self.notices: list[tuple[str, str]] = []
+        self.attempts: dict[str, int] = {"post": 0, "update": 0}
+        self._failures: dict[str, list[InMemoryChatError]] = {"post": [], "update": []}
+        self._always: dict[str, InMemoryChatError] = {}
         self._seq = 0
+
+    def fail(
+        self,
+        operation: str,
+        code: str,
+        *,
+        times: int | None = 1,
+        transient: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """The next `times` calls of `operation` ("post": cards and notices; "update") raise an
+        InMemoryChatError with `code`; times=None: every call from now on."""
+        error = InMemoryChatError(
+            code, transient=code in TRANSIENT_CODES if transient is None else transient, retry_after=retry_after
+        )
+        if times is None:
+            self._always[operation] = error
+        else:
+            self._failures[operation].extend([error] * times)
+
+    def heal(self) -> None:
+        """The platform is back: no more failures."""
+        self._always.clear()
+        for queued in self._failures.values():
+            queued.clear()
+
+    def _call(self, operation: str) -> None:
+        self.attempts[operation] += 1
+        if self._failures[operation]:
+            raise self._failures[operation].pop(0)
+        if operation in self._always:
+            raise self._always[operation]
 
     def _ref(self, where: str, kind: str) -> MessageRef:
         self._seq += 1
         return MessageRef(surface=self.surface, channel=where, ts=f"{self._seq}.000100", kind=kind)
 
+    def _refused(self, channel: str | None) -> InMemoryChatError:
+        return InMemoryChatError(
+            "channel_not_found" if channel else "user_not_found", transient=False, unreachable=True
+        )
+
     def post_card(self, channel: str | None, person: str | None, card: Card) -> MessageRef | None:
+        try:
+            return self.deliver_card(channel, person, card)
+        except InMemoryChatError as exc:
+            if exc.unreachable:
+                return None
+            raise
+
+    def deliver_card(self, channel: str | None, person: str | None, card: Card) -> MessageRef | None:
+        """post_card, raising an `unreachable` error where post_card answers None."""
         where = channel or f"dm:{person}"
         if (channel or person) in self.unreachable:
-            return None
+            raise self._refused(channel)
+        self._call("post")
         self.posts.append((where, card))
         return self._ref(where, "card")
 
     def update_card(self, ref: MessageRef, card: Card) -> None:
+        self._call("update")
         self.updates.append((ref, card))
 
     def reply(self, ref: MessageRef, text: str, mention: str | None = None) -> None:
         self.replies.append((ref, text, mention))
 
     def post_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None:
+        try:
+            return self.deliver_notice(channel, person, text, card)
+        except InMemoryChatError as exc:
+            if exc.unreachable:
+                return None
+            raise
+
+    def deliver_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None:
+        """post_notice, raising an `unreachable` error where post_notice answers None."""
         where = channel or f"dm:{person}"
         if (channel or person) in self.unreachable:
-            return None
+            raise self._refused(channel)
+        self._call("post")
         self.notices.append((where, text))
         return self._ref(where, "notice")
 

@@ -148,27 +148,19 @@ class DecisionService:
         cp = apply_change(self.repo, self.clock, checkpoint_id, record)
         return ActResult(cp, refused.message, refusal=refused.refusal)
 
-    def apply_timeout(self, checkpoint_id: str, *, unreachable: bool = False) -> Checkpoint:
+    def apply_timeout(self, checkpoint_id: str, *, unreachable: bool = False, detail: str | None = None) -> Checkpoint:
         """Nobody decided in time (escalation included): apply the gate's timeout rule, once.
-        When no approver could even be notified the request expires, whatever the rule says."""
+
+        When no approver could even be notified the request expires, whatever the rule says: a
+        fail-open gate nobody saw must not run. The decision then names that, not the rule it
+        did not apply (`decided_by` "policy (unreachable)"), and `detail` says why nobody could
+        be told, e.g. "slack channel_not_found on C0RELEASE"."""
 
         def decide(cp: Checkpoint) -> Change:
             if cp.status is not Status.PENDING:
                 raise _NothingToRecord()
             now = self.clock.now()
-            gate = cp.assessment.gate
-            rule = gate.timeout_rule or TimeoutRule.FAIL_CLOSED
-            if unreachable:
-                status, reason = Status.EXPIRED, "no approver could be notified: denied (fail-closed)"
-            elif gate.kind is GateKind.SOFT and rule is TimeoutRule.FAIL_OPEN:
-                status, reason = Status.APPROVED, "veto window closed with no veto"
-            else:
-                status, reason = {
-                    TimeoutRule.FAIL_CLOSED: (Status.EXPIRED, "no decision by the deadline: denied (fail-closed)"),
-                    TimeoutRule.FAIL_OPEN: (Status.APPROVED, "no decision by the deadline: approved (fail-open)"),
-                    TimeoutRule.CANCEL: (Status.CANCELLED, "no decision by the deadline: cancelled"),
-                }[rule]
-            by = f"policy ({rule.value})"
+            status, by, reason = timeout_outcome(cp, unreachable=unreachable, detail=detail)
             updates = {"status": status, "decided_at": now, "decided_by": by, "decision_reason": reason}
             return Change(
                 updates=updates, entries=[Entry(EventType.DECIDED, by, decision_data(cp, status, by, reason, now))]
@@ -178,6 +170,29 @@ class DecisionService:
             return apply_change(self.repo, self.clock, checkpoint_id, decide)
         except _NothingToRecord:
             return self.repo.get(checkpoint_id)
+
+
+UNREACHABLE_BY = "policy (unreachable)"
+UNREACHABLE_REASON = "no approver could be notified"
+
+
+def timeout_outcome(cp: Checkpoint, *, unreachable: bool, detail: str | None = None) -> tuple[Status, str, str]:
+    """(status, decided_by, reason) of a checkpoint nobody decided. `decided_by` names what
+    decided and the reason says the same thing: the rule that applied, or that nobody could be
+    told (which always expires)."""
+    if unreachable:
+        return Status.EXPIRED, UNREACHABLE_BY, f"{UNREACHABLE_REASON}: {detail}" if detail else UNREACHABLE_REASON
+    gate = cp.assessment.gate
+    rule = gate.timeout_rule or TimeoutRule.FAIL_CLOSED
+    by = f"policy ({rule.value})"
+    if gate.kind is GateKind.SOFT and rule is TimeoutRule.FAIL_OPEN:
+        return Status.APPROVED, by, "veto window closed with no veto"
+    status, reason = {
+        TimeoutRule.FAIL_CLOSED: (Status.EXPIRED, "no decision by the deadline: denied (fail-closed)"),
+        TimeoutRule.FAIL_OPEN: (Status.APPROVED, "no decision by the deadline: approved (fail-open)"),
+        TimeoutRule.CANCEL: (Status.CANCELLED, "no decision by the deadline: cancelled"),
+    }[rule]
+    return status, by, reason
 
 
 class _NothingToRecord(Exception):

@@ -32,16 +32,21 @@ def result(cp: Checkpoint) -> dict[str, Any]:
     }
 
 
-def answer_caller(workflow: Workflow, token: str, cp: Checkpoint) -> None:
+def answer_caller(workflow: Workflow, token: str, cp: Checkpoint) -> bool:
     """Resume an embedding workflow: the decision (and its conditions) on approval, else a task
-    failure it can catch: Signoff.Denied, Signoff.Expired or Signoff.Cancelled."""
+    failure it can catch: Signoff.Denied, Signoff.Expired or Signoff.Cancelled. False when its
+    task no longer waits (answered before, timed out, or its execution ended)."""
     if cp.status is Status.PENDING:
-        return
+        return False
     if cp.status is Status.APPROVED:
-        workflow.answer(token, result(cp))
-    else:
-        cause = f"{cp.id}: {cp.decision_reason or cp.status.value}"
-        workflow.fail(token, CALLER_ERRORS[cp.status], cause)
+        return workflow.answer(token, result(cp))
+    cause = f"{cp.id}: {cp.decision_reason or cp.status.value}"
+    return workflow.fail(token, CALLER_ERRORS[cp.status], cause)
+
+
+def caller_error(cp: Checkpoint) -> str | None:
+    """The error an embedding workflow's task fails with (None: it resumes with the decision)."""
+    return CALLER_ERRORS.get(cp.status)
 
 
 def release_workflow(repo: CheckpointRepository, workflow: Workflow | None, cp: Checkpoint) -> None:

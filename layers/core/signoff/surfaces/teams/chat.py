@@ -39,6 +39,27 @@ SECRET_MAX_AGE = 300  # seconds Powertools keeps the secret: a rotated password 
 Json = dict[str, Any]
 
 
+class TeamsChatError(ConnectorError):
+    """A Bot Connector call that failed after the connector's own retries, with what the approval
+    workflow's steps read from any surface: `transient` (no answer, 429 or 5xx: trying again later
+    may help), `retry_after` (the connector already waited as asked: None), `unreachable` (the
+    conversation is not there for this bot, or its service URL is not trusted)."""
+
+    def __init__(self, operation: str, status: int | None, code: str, *, unreachable: bool | None = None) -> None:
+        super().__init__(operation, status, code)
+        self._unreachable = unreachable
+        self.transient = not self.unreachable and (status is None or status == 429 or status >= 500)
+        self.retry_after: float | None = None
+
+    @property
+    def unreachable(self) -> bool:
+        return super().unreachable if self._unreachable is None else self._unreachable
+
+    @classmethod
+    def of(cls, exc: ConnectorError) -> TeamsChatError:
+        return exc if isinstance(exc, TeamsChatError) else cls(exc.operation, exc.status, exc.code)
+
+
 def user_mri(aad: str) -> str:
     """A person's Teams user id (MRI) from their Entra object id, as refresh.userIds wants it."""
     return f"8:orgid:{aad}"
@@ -88,10 +109,20 @@ class TeamsChat:
     # -- the port ------------------------------------------------------------------------------
 
     def post_card(self, channel: str | None, person: str | None, card: Card) -> MessageRef | None:
+        return _absorb_unreachable(lambda: self.deliver_card(channel, person, card))
+
+    def post_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None:
+        return _absorb_unreachable(lambda: self.deliver_notice(channel, person, text, card))
+
+    def deliver_card(self, channel: str | None, person: str | None, card: Card) -> MessageRef | None:
+        """Like post_card, but a conversation the bot cannot reach raises (`unreachable`, with the
+        connector's code) instead of answering None, so whoever concludes that nobody was reached
+        can say why. None still means the person has no Teams identity: nothing was tried."""
         content = adaptive_card(card, self.view(card.checkpoint_id))
         return self._post(channel, person, card.checkpoint_id, "card", message(content, fallback_text(card)))
 
-    def post_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None:
+    def deliver_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None:
+        """post_notice, raising for an unreachable conversation like deliver_card."""
         content = notice_card(text, card, self.view(card.checkpoint_id))
         return self._post(channel, person, card.checkpoint_id, "escalation", message(content, text[:500]))
 
@@ -102,7 +133,7 @@ class TeamsChat:
             self.connector.update(ref.service_url or self.service_url, ref.channel, ref.ts, activity)
         except ConnectorError as exc:
             if not exc.unreachable:
-                raise
+                raise TeamsChatError.of(exc) from exc
             logger.warning("teams card not updated", extra=_log(card.checkpoint_id, ref.channel, exc.code))
 
     def reply(self, ref: MessageRef, text: str, mention: str | None = None) -> None:
@@ -139,22 +170,22 @@ class TeamsChat:
         try:
             target = self._channel(channel) if channel else self._direct(person) if person else None
             if target is None:
-                logger.warning(
-                    "teams recipient unknown", extra=_log(checkpoint_id, channel or person or "-", "no teams identity")
-                )
+                if channel:  # a conversation the bot was removed from
+                    raise TeamsChatError("send", 403, "bot_removed", unreachable=True)
+                logger.warning("teams recipient unknown", extra=_log(checkpoint_id, person or "-", "no teams identity"))
                 return None
             service_url, conversation = target
             activity_id = self.connector.send(service_url, conversation, activity)
         except ConnectorError as exc:
-            if not exc.unreachable:
-                raise
-            logger.warning("teams recipient unreachable", extra=_log(checkpoint_id, channel or "dm", exc.code))
-            return None
-        except UntrustedServiceUrl:
+            failed = TeamsChatError.of(exc)
+            level = logger.warning if failed.unreachable else logger.error
+            level("teams card not posted", extra=_log(checkpoint_id, channel or "dm", failed.code))
+            raise failed from exc
+        except UntrustedServiceUrl as exc:
             logger.warning(
                 "teams recipient unreachable", extra=_log(checkpoint_id, channel or "dm", "untrusted service url")
             )
-            return None
+            raise TeamsChatError("send", None, "untrusted_service_url", unreachable=True) from exc
         return MessageRef(surface=SURFACE, channel=conversation, ts=activity_id, kind=kind, service_url=service_url)
 
     def _channel(self, conversation_id: str) -> tuple[str, str] | None:
@@ -173,6 +204,16 @@ class TeamsChat:
             conversation = self.connector.create_conversation(self.service_url, user_aad=aad, tenant_id=self.tenant_id)
             self._direct_chats[aad] = (self.service_url, conversation)
         return self._direct_chats[aad]
+
+
+def _absorb_unreachable(deliver: Callable[[], MessageRef | None]) -> MessageRef | None:
+    """The port's contract: a recipient that cannot take the message is None, not an error."""
+    try:
+        return deliver()
+    except TeamsChatError as exc:
+        if not exc.unreachable:
+            raise
+        return None
 
 
 def _log(checkpoint_id: str, where: str, error: str) -> dict[str, str]:
