@@ -112,6 +112,8 @@ class SignoffStack(cdk.Stack):
                 nag.VERSIONS,
             )
             cdk.CfnOutput(self, "ExampleStateMachineArn", value=self.example.state_machine.state_machine_arn)
+            # A timed-out or aborted embedding execution may be one Signoff never answered.
+            self.monitoring.watch_embedding_workflow("ExampleRelease", self.example.state_machine)
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.rest_api.url, description="Base URL of the Signoff API")
         cdk.CfnOutput(self, "SlackEventsUrl", value=f"{self.api.rest_api.url}v1/slack/events")
