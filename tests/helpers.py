@@ -6,16 +6,12 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
 import yaml
 
 from signoff.audit.events import AuditEvent, EventType, chain_event
@@ -244,27 +240,3 @@ def load_handler(function: str) -> ModuleType:
 
 def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
     return load_handler(function).handler(event, FakeLambdaContext(function_name=f"signoff-{function}"))
-
-
-# -- no network --------------------------------------------------------------------------------
-
-
-def _refuse(*_: Any, **__: Any) -> None:
-    raise RuntimeError("tests must not open network connections")
-
-
-@contextmanager
-def offline() -> Iterator[None]:
-    """Refuse every outbound socket connection (unix sockets excepted) while active."""
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if self.family == socket.AF_UNIX:
-            return real_connect(self, address)
-        _refuse()
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket.socket, "connect", connect)
-        patch.setattr(socket.socket, "connect_ex", _refuse)
-        patch.setattr(socket, "create_connection", _refuse)
-        yield

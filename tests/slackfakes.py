@@ -5,15 +5,12 @@ signed API Gateway events, lazy listeners inline."""
 
 from __future__ import annotations
 
-import _socket
 import itertools
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
 from local.fake_slack import (
@@ -45,40 +42,11 @@ SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TASK_TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAU-task-token-that-must-never-leave-the-backend"
 CALLER = "arn:aws:iam::123456789012:user/ci-pipeline"
 
-# Taken at import, which pytest does while collecting, before the suites' offline() fixtures
-# replace it.
-_CREATE_CONNECTION = socket.create_connection
-assert _CREATE_CONNECTION.__module__ == "socket", "tests.slackfakes must be imported before offline() runs"
-
-
-def _loopback(address: Any) -> bool:
-    return isinstance(address, tuple) and str(address[0]) in ("127.0.0.1", "localhost", "::1")
-
-
-@contextmanager
-def loopback_only() -> Iterator[None]:
-    """Connections to 127.0.0.1 (the fake Slack) go through; anything else is refused."""
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if self.family != socket.AF_UNIX and not _loopback(address):
-            raise RuntimeError("tests must not open network connections")
-        _socket.socket.connect(self, address)
-
-    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
-        if not _loopback(address):
-            raise RuntimeError("tests must not open network connections")
-        return _CREATE_CONNECTION(address, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket.socket, "connect", connect)
-        patch.setattr(socket, "create_connection", create_connection)
-        yield
-
 
 @contextmanager
 def fake_slack(routing: LoadedRouting | None = None) -> Iterator[FakeSlack]:
     """A started fake Slack that knows every person of the routing file (id = email)."""
-    with loopback_only(), FakeSlack() as fake:
+    with FakeSlack() as fake:
         for person in (routing or shipped_routing()).routing.people:
             if person.slack:
                 fake.add_user(person.slack.user, name=person.name, email=person.id, team=person.slack.team)

@@ -44,7 +44,7 @@ from signoff.usecases.decisions import DecisionService
 from signoff.usecases.followups import Followup, Followups
 from signoff.usecases.workflow_steps import Steps
 from tests.helpers import api_event
-from tests.slackfakes import ROUTING_PATH, TASK_TOKEN, loopback_only, make_checkpoint
+from tests.slackfakes import ROUTING_PATH, TASK_TOKEN, make_checkpoint
 
 # Teams conversation ids of the routing file's channels (each a channel of one team).
 TEAM = "19:signoff-team@thread.tacv2"
@@ -223,7 +223,7 @@ def notice(card: dict[str, Any]) -> str:
 def teams_world(
     routing: LoadedRouting | None = None, other: Chat | None = None, install: bool = True
 ) -> Iterator[TeamsWorld]:
-    with loopback_only(), FakeTeams() as fake:
+    with FakeTeams() as fake:
         world = TeamsWorld(fake=fake, routing=routing or teams_routing(), other=other)
         if install:
             world.install()

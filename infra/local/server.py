@@ -71,6 +71,15 @@ def proxy_event(
     }
 
 
+class LocalHttpServer(ThreadingHTTPServer):
+    """One thread per connection, and a listen backlog that holds a burst: the standard library's
+    default of 5 made the kernel drop or reset connections whenever more than five clients
+    connected while the handlers kept the accepting thread waiting for the interpreter."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class LocalApi:
     def __init__(
         self,
@@ -80,8 +89,7 @@ class LocalApi:
     ) -> None:
         self.stack = stack
         self.sandbox: Any = None  # set by LocalSignoff: the /sandbox page and its JSON API
-        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self.httpd.daemon_threads = True
+        self.httpd = LocalHttpServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property
@@ -217,9 +225,11 @@ class LocalApi:
                     self.send_header(key, value)
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":  # a HEAD answer has the headers of a GET and no body
+                    self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            # Every method reaches the route table (API Gateway answers TRACE, OPTIONS and HEAD too).
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.info("%s %s", self.address_string(), fmt % args)

@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from signoff import composition
 from signoff.adapters.dynamodb import STATUS_INDEX, DynamoCheckpointRepository
-from tests.helpers import POLICY_PATH, REPO_ROOT, Tables, offline
+from tests.helpers import POLICY_PATH, REPO_ROOT, Tables
 
 ROUTING_PATH = REPO_ROOT / "routing.yaml"
 
@@ -56,14 +56,6 @@ def create_tables(
         TableName=idempotency_table_name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
     )
-
-
-@pytest.fixture(autouse=True)
-def _no_network() -> Iterator[None]:
-    # Per test, not per session: a session-wide ban outlives this suite and would refuse the
-    # loopback HTTP of end-to-end tests that run later on the same xdist worker.
-    with offline():
-        yield
 
 
 @pytest.fixture
