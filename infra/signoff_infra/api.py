@@ -54,10 +54,12 @@ class SignoffApi(Construct):
             name="slack",
             description="POST /v1/slack/events: Slack interactivity, slash commands and events",
             layer=layer,
-            environment=environment,
+            # The helpdesk claims each Events API delivery there (retries change nothing).
+            environment={**environment, "IDEMPOTENCY_TABLE_NAME": data.idempotency.table_name},
             reserved_concurrency=CHAT_CONCURRENCY,
             timeout=cdk.Duration.seconds(30),
         )
+        data.idempotency.grant_read_write_data(self.slack.function)
         # Bolt's lazy listeners re-invoke this function asynchronously. A separate policy keeps the
         # function's ARN out of its own role's default policy (which would be a circular dependency).
         iam.Policy(

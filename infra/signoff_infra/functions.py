@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from signoff_infra.layer import POLICY_IN_LAYER, ROUTING_IN_LAYER, RUNTIME
+from signoff_infra.layer import HELPDESK_IN_LAYER, POLICY_IN_LAYER, ROUTING_IN_LAYER, RUNTIME
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
@@ -58,6 +58,7 @@ class SignoffFunction(Construct):
             environment={
                 "SIGNOFF_POLICY_PATH": POLICY_IN_LAYER,
                 "SIGNOFF_ROUTING_PATH": ROUTING_IN_LAYER,
+                "SIGNOFF_HELPDESK_PATH": HELPDESK_IN_LAYER,  # knowledge/ beside it, in the layer
                 "POWERTOOLS_SERVICE_NAME": "signoff",
                 "POWERTOOLS_METRICS_NAMESPACE": "Signoff",
                 "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -29,6 +29,10 @@ PYTHON_VERSION = "3.14"
 PLATFORM = "manylinux2014_x86_64"
 POLICY_IN_LAYER = "/opt/signoff.yaml"  # layers unpack under /opt
 ROUTING_IN_LAYER = "/opt/routing.yaml"
+# The helpdesk's config and its knowledge folder (helpdesk.yaml's `knowledge.folder`, relative to it).
+HELPDESK_PATH = ROOT / "helpdesk.yaml"
+KNOWLEDGE_DIR = ROOT / "knowledge"
+HELPDESK_IN_LAYER = "/opt/helpdesk.yaml"
 # The parts of `signoff` the functions run (relative to the package); everything else stays out.
 LAYER_PARTS = (
     "__init__.py",
@@ -95,6 +99,8 @@ class _LocalBundler:
                 shutil.copyfile(part, target)
         shutil.copyfile(self.policy_path, Path(output_dir) / "signoff.yaml")
         shutil.copyfile(self.routing_path, Path(output_dir) / "routing.yaml")
+        shutil.copyfile(HELPDESK_PATH, Path(output_dir) / "helpdesk.yaml")
+        shutil.copytree(KNOWLEDGE_DIR, Path(output_dir) / KNOWLEDGE_DIR.name, dirs_exist_ok=True)
         return True
 
 
@@ -113,7 +119,9 @@ class CoreLayer(Construct):
                 str(CORE),
                 # The asset changes when the package, its requirements or the policy change.
                 asset_hash_type=cdk.AssetHashType.CUSTOM,
-                asset_hash=_tree_digest([*PACKAGE_PARTS, REQUIREMENTS, policy_path, routing_path]),
+                asset_hash=_tree_digest(
+                    [*PACKAGE_PARTS, REQUIREMENTS, policy_path, routing_path, HELPDESK_PATH, KNOWLEDGE_DIR]
+                ),
                 bundling=cdk.BundlingOptions(
                     image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
                     local=cast(cdk.ILocalBundling, _LocalBundler(policy_path, routing_path)),

@@ -16,6 +16,7 @@ from signoff.settings import (
     ApiSettings,
     ArchiveSettings,
     CallbackSettings,
+    HelpdeskSettings,
     PolicySettings,
     RoutingSettings,
     SlackSettings,
@@ -23,19 +24,32 @@ from signoff.settings import (
     TeamsAppSettings,
     TeamsSettings,
     WorkflowSettings,
+    helpdesk_configured,
 )
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
     from signoff.adapters.lambda_invoke import SelfInvoke
+    from signoff.domain.helpdesk.router import Helpdesk
     from signoff.domain.policy import LoadedPolicy
     from signoff.domain.routing import LoadedRouting
-    from signoff.ports import Archive, Callbacks, Chat, CheckpointRepository, Clock, Workflow
+    from signoff.ports import (
+        Archive,
+        Callbacks,
+        Chat,
+        CheckpointRepository,
+        Clock,
+        ConversationRepository,
+        Ticketing,
+        Workflow,
+    )
     from signoff.surfaces.slack.chat import SlackChat
+    from signoff.surfaces.slack.helpdesk import HelpdeskListeners
     from signoff.surfaces.teams.app import TeamsApp
     from signoff.surfaces.teams.connector import BotConnector
     from signoff.usecases.decisions import DecisionService
+    from signoff.usecases.helpdesk import HelpdeskService
     from signoff.usecases.intake import CheckpointService
     from signoff.usecases.workflow_steps import Steps
 
@@ -67,7 +81,7 @@ def _piece(name: str) -> Callable[[Callable[[], T]], Callable[[], T]]:
 def override(**pieces: Any) -> None:
     """Install pieces by name (policy, routing, clock, repository, workflow, api, decisions, chats,
     slack_chat, teams_chat, teams_connector, callbacks, steps, archive, slack_handler, teams_app,
-    self_invoke); `reset()` undoes it."""
+    self_invoke, helpdesk, conversations, ticketing, helpdesk_service, event_claims); `reset()` undoes it."""
     _overrides.update({k: v for k, v in pieces.items() if v is not None})
 
 
@@ -91,6 +105,15 @@ def routing() -> LoadedRouting:
     from signoff.domain.routing import load_routing
 
     return load_routing(RoutingSettings.from_env().signoff_routing_path)
+
+
+@_piece("helpdesk")
+def helpdesk() -> Helpdesk:
+    """helpdesk.yaml and its knowledge base; the models are trained and indexed on first triage."""
+    from signoff.domain.helpdesk.router import load_helpdesk
+
+    settings = HelpdeskSettings.from_env()
+    return load_helpdesk(settings.signoff_helpdesk_path, settings.signoff_knowledge_path)
 
 
 # -- adapters ------------------------------------------------------------------------------------
@@ -151,6 +174,25 @@ def self_invoke(function_arn: str) -> Callable[[Any], None]:
     return cast(Callable[[Any], None], _built[key])
 
 
+@_piece("conversations")
+def conversations() -> ConversationRepository:
+    from signoff.adapters.helpdesk_store import DynamoConversationRepository
+
+    return DynamoConversationRepository(HelpdeskSettings.from_env().table_name)
+
+
+@_piece("ticketing")
+def ticketing() -> Ticketing | None:
+    """Jira Cloud or ServiceNow when TICKETING_SYSTEM is set (credentials read per ticket from
+    TICKETING_SECRET_ARN, cached by Powertools); None: hand-offs go to the thread only."""
+    settings = HelpdeskSettings.from_env()
+    if settings.ticketing_system is None:
+        return None
+    from signoff.adapters.ticketing import build_ticketing
+
+    return build_ticketing(settings.ticketing_system, settings.ticketing_url, settings.ticketing_secret_arn)
+
+
 # -- use cases -----------------------------------------------------------------------------------
 
 
@@ -183,6 +225,38 @@ def steps() -> Steps:
         callbacks=callbacks(),
         decisions=decisions(),
     )
+
+
+@_piece("helpdesk_service")
+def helpdesk_service() -> HelpdeskService:
+    """The helpdesk on Slack: router, conversations, the thread poster, ticketing, on-call."""
+    from signoff.surfaces.slack.chat import credentials, web_client
+    from signoff.surfaces.slack.helpdesk import SlackHelpdeskChat, oncall_user
+    from signoff.usecases.helpdesk import HelpdeskService
+
+    settings = SlackSettings.from_env()
+    client = web_client(credentials(settings.slack_secret_arn).bot_token, settings.slack_api_url)
+    return HelpdeskService(
+        helpdesk(),
+        conversations(),
+        SlackHelpdeskChat(client),
+        clock(),
+        ticketing(),
+        oncall=oncall_user(routing()),
+    )
+
+
+def helpdesk_listeners() -> HelpdeskListeners | None:
+    """The Slack app's helpdesk entry points, when this deployment serves the helpdesk."""
+    if "helpdesk_service" not in _overrides and not helpdesk_configured():
+        return None
+    from signoff.adapters.teams_store import DynamoActivityLog
+    from signoff.surfaces.slack.helpdesk import HelpdeskListeners
+
+    claims = _overrides.get("event_claims") or DynamoActivityLog(
+        HelpdeskSettings.from_env().idempotency_table_name, prefix="slack-event#"
+    )
+    return HelpdeskListeners(helpdesk_service(), claims)
 
 
 # -- chat surfaces -------------------------------------------------------------------------------
@@ -231,6 +305,7 @@ def slack_handler() -> SlackRequestHandler:
         repository=repository(),
         chats=chats(),
         bot_token=lambda: credentials(settings.slack_secret_arn).bot_token,  # cached; a rotation lands in 5 min
+        helpdesk=helpdesk_listeners(),
     )
     return request_handler(app)
 

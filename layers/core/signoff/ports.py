@@ -4,13 +4,46 @@ and in-memory fakes (`signoff.testing`) implement them; the use cases only see t
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from signoff.audit.events import AuditEvent
 from signoff.domain.cards import Card
+from signoff.domain.errors import SignoffError
+from signoff.domain.helpdesk.conversation import Conversation
+
+# The helpdesk's model ports. They are defined beside the router (`domain.helpdesk.models`), which
+# types its arguments with them and may import nothing above the domain; they are named here so that
+# adapters (a Bedrock one) and composition find every port in one module.
+from signoff.domain.helpdesk.models import Classifier, Drafter, Retriever
 from signoff.domain.models import Checkpoint, CheckpointPage, MessageRef, Status, Vote
+
+__all__ = [
+    "ActivityLog",
+    "Archive",
+    "Callbacks",
+    "Chat",
+    "CheckpointRepository",
+    "Classifier",
+    "Clock",
+    "ConversationReference",
+    "ConversationRepository",
+    "Drafter",
+    "HelpdeskAction",
+    "HelpdeskChat",
+    "HelpdeskReply",
+    "Posted",
+    "ReferenceStore",
+    "Retriever",
+    "TaskToken",
+    "TicketDraft",
+    "TicketRef",
+    "Ticketing",
+    "TicketingError",
+    "Workflow",
+]
 
 
 class TaskToken(BaseModel):
@@ -140,3 +173,108 @@ class ActivityLog(Protocol):
 
     def release(self, activity_key: str) -> None:
         """Forget a claim whose processing failed, so the connector's retry is processed."""
+
+
+# -- the helpdesk --------------------------------------------------------------------------------
+
+
+class ConversationRepository(Protocol):
+    """Helpdesk conversations and their hash-chained audit events (the single table, pk HD#<id>)."""
+
+    def create(self, conversation: Conversation, events: list[AuditEvent]) -> None:
+        """Store a new conversation and its first events atomically; AlreadyExists if the id is taken."""
+
+    def get(self, conversation_id: str) -> Conversation:
+        """The conversation, or NotFound."""
+
+    def save(self, conversation: Conversation, *, expected: Conversation, events: list[AuditEvent]) -> None:
+        """Replace `expected` and append `events` atomically, only if the stored audit head is still
+        expected's; else StaleCheckpoint."""
+
+    def events(self, conversation_id: str) -> list[AuditEvent]: ...
+
+    def remember_question(self, channel: str, key: str, conversation_id: str, at: datetime) -> None:
+        """The latest conversation that answered the question `key` in `channel`."""
+
+    def recent_question(self, channel: str, key: str) -> tuple[str, datetime] | None:
+        """(conversation id, when) of the latest answer to `key` in `channel`, if any."""
+
+
+class HelpdeskAction(StrEnum):
+    """The buttons of helpdesk messages; a button carries the conversation id and nothing else."""
+
+    HELPFUL = "helpful"
+    NOT_HELPFUL = "not_helpful"
+    HUMAN = "human"  # Talk to a human
+    CLAIM = "claim"
+    RESOLVED = "resolved"
+    BACK = "back"  # Back to the bot
+
+
+class HelpdeskReply(BaseModel):
+    """A message of the helpdesk, surface-neutral: mrkdwn-light text and buttons."""
+
+    model_config = ConfigDict(frozen=True)
+
+    conversation_id: str
+    text: str
+    actions: list[HelpdeskAction] = []
+    mention_groups: list[str] = []  # user group ids to ping
+    mention_users: list[str] = []  # user ids to ping (an on-call)
+
+
+class Posted(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channel: str
+    ts: str | None  # None for an ephemeral message (it cannot be linked or updated)
+    where: str  # thread | channel | ephemeral | dm
+
+
+class HelpdeskChat(Protocol):
+    """Where the helpdesk talks: a thread, privately to the asker, or a channel."""
+
+    def reply(self, channel: str, thread_ts: str | None, reply: HelpdeskReply) -> Posted:
+        """In the thread (or the channel when thread_ts is None), visible to everyone there."""
+
+    def reply_privately(self, channel: str, thread_ts: str | None, user: str, reply: HelpdeskReply) -> Posted:
+        """In the thread, visible to `user` only."""
+
+    def direct(self, user: str, reply: HelpdeskReply) -> Posted:
+        """A direct message to `user`."""
+
+    def permalink(self, channel: str, ts: str) -> str | None: ...
+
+
+class TicketDraft(BaseModel):
+    """A ticket as the helpdesk opens it. Holds redacted text only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project: str  # Jira project key / ServiceNow assignment group (the queue's ticket_project)
+    summary: str
+    description: list[str]  # paragraphs
+    urgency: str  # high | medium | normal
+    labels: list[str]
+    link: str | None = None  # back to the Slack thread
+    reference: str  # the conversation id: a retried open finds nothing new to write in the audit
+
+
+class TicketRef(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str  # IT-123 / INC0010001
+    url: str
+
+
+class TicketingError(SignoffError):
+    """The ticketing system refused or could not be reached (after retries)."""
+
+
+class Ticketing(Protocol):
+    """An ITSM system (Jira Cloud, ServiceNow)."""
+
+    system: str
+
+    def open(self, ticket: TicketDraft) -> TicketRef:
+        """Create the ticket; TicketingError when it cannot be created."""

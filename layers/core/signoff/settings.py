@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -82,3 +82,22 @@ class TeamsAppSettings(TeamsSettings, TableSettings):
     """The Teams function: the bot plus the table keeping retried activities out (TTL)."""
 
     idempotency_table_name: str
+
+
+class HelpdeskSettings(_Settings):
+    """The helpdesk on the Slack function: its config (knowledge folder relative to it unless set),
+    where conversations and claimed events are kept, and the ticketing system if any."""
+
+    signoff_helpdesk_path: Path
+    signoff_knowledge_path: Path | None = None
+    table_name: str
+    idempotency_table_name: str
+    ticketing_system: Literal["jira", "servicenow"] | None = None
+    ticketing_url: str | None = None  # https://<site>.atlassian.net or https://<instance>.service-now.com
+    # JSON: {"user": ..., "token": ...} (Jira: account email + API token; ServiceNow: user + password)
+    ticketing_secret_arn: str | None = None
+
+
+def helpdesk_configured(environ: dict[str, str] | None = None) -> bool:
+    """The helpdesk is served by this deployment when its config path is set."""
+    return bool((os.environ if environ is None else environ).get("SIGNOFF_HELPDESK_PATH"))

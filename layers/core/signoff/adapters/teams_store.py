@@ -65,7 +65,8 @@ class DynamoReferenceStore(_Dynamo):
 
 class DynamoActivityLog(_Dynamo):
     """Claims on the idempotency table (key `id`, TTL attribute `expiration`), beside Powertools'
-    records; the `teams-activity#` prefix keeps the two apart."""
+    records; the prefix (`teams-activity#`, `slack-event#` for the helpdesk's Events API
+    deliveries) keeps each kind apart."""
 
     def __init__(
         self,
@@ -74,14 +75,15 @@ class DynamoActivityLog(_Dynamo):
         *,
         clock: Callable[[], float] = time.time,
         ttl_seconds: int = SEEN_TTL_SECONDS,
+        prefix: str = "teams-activity#",
     ) -> None:
         super().__init__(table_name, client)
         self._clock = clock
         self._ttl = ttl_seconds
+        self._prefix = prefix
 
-    @staticmethod
-    def _id(activity_key: str) -> str:
-        return f"teams-activity#{activity_key}"
+    def _id(self, activity_key: str) -> str:
+        return f"{self._prefix}{activity_key}"
 
     def claim(self, activity_key: str) -> bool:
         now = int(self._clock())

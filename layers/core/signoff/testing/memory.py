@@ -14,8 +14,17 @@ from signoff.adapters.teams_store import SEEN_TTL_SECONDS
 from signoff.audit.events import AuditEvent
 from signoff.domain.cards import Card
 from signoff.domain.errors import AlreadyExists, DuplicateVote, InvalidPageToken, NotFound, StaleCheckpoint
+from signoff.domain.helpdesk.conversation import Conversation
 from signoff.domain.models import Checkpoint, CheckpointPage, MessageRef, Status, Vote
-from signoff.ports import ConversationReference, TaskToken
+from signoff.ports import (
+    ConversationReference,
+    HelpdeskReply,
+    Posted,
+    TaskToken,
+    TicketDraft,
+    TicketingError,
+    TicketRef,
+)
 
 
 class InMemoryCheckpointRepository:
@@ -292,3 +301,96 @@ class InMemoryActivityLog:
     def release(self, activity_key: str) -> None:
         with self._lock:
             self.claims.pop(activity_key, None)
+
+
+class InMemoryConversationRepository:
+    """Helpdesk conversations with the DynamoDB adapter's conditions (create once, save on the head)."""
+
+    def __init__(self) -> None:
+        self._conversations: dict[str, Conversation] = {}
+        self._events: dict[str, list[AuditEvent]] = {}
+        self.questions: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, conversation: Conversation, events: list[AuditEvent]) -> None:
+        with self._lock:
+            if conversation.id in self._conversations:
+                raise AlreadyExists(conversation.id)
+            self._conversations[conversation.id] = conversation
+            self._events[conversation.id] = list(events)
+
+    def get(self, conversation_id: str) -> Conversation:
+        try:
+            return self._conversations[conversation_id]
+        except KeyError:
+            raise NotFound(conversation_id) from None
+
+    def save(self, conversation: Conversation, *, expected: Conversation, events: list[AuditEvent]) -> None:
+        with self._lock:
+            current = self._conversations.get(conversation.id)
+            if current is None:
+                raise NotFound(conversation.id)
+            if current.audit_seq != expected.audit_seq:
+                raise StaleCheckpoint(conversation.id)
+            self._conversations[conversation.id] = conversation
+            self._events[conversation.id].extend(events)
+
+    def events(self, conversation_id: str) -> list[AuditEvent]:
+        return list(self._events.get(conversation_id, []))
+
+    def all_events(self) -> list[AuditEvent]:
+        return [e for events in self._events.values() for e in events]
+
+    def remember_question(self, channel: str, key: str, conversation_id: str, at: datetime) -> None:
+        self.questions[(channel, key)] = (conversation_id, at)
+
+    def recent_question(self, channel: str, key: str) -> tuple[str, datetime] | None:
+        return self.questions.get((channel, key))
+
+
+class InMemoryTicketing:
+    """Records opened tickets; `fail_next` makes the next open raise TicketingError."""
+
+    def __init__(self, system: str = "jira", base_url: str = "https://tickets.example.com/browse/") -> None:
+        self.system = system
+        self.base_url = base_url
+        self.tickets: list[TicketDraft] = []
+        self.fail_next = False
+
+    def open(self, ticket: TicketDraft) -> TicketRef:
+        if self.fail_next:
+            self.fail_next = False
+            raise TicketingError("ticketing unavailable")
+        self.tickets.append(ticket)
+        key = f"{ticket.project}-{len(self.tickets)}"
+        return TicketRef(key=key, url=self.base_url + key)
+
+
+class InMemoryHelpdeskChat:
+    """Records what the helpdesk posts: (kind, channel, thread_ts, user, reply)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, str, str | None, str | None, HelpdeskReply]] = []
+        self._seq = 0
+
+    def _posted(self, kind: str, channel: str, thread_ts: str | None, user: str | None, reply: HelpdeskReply) -> Posted:
+        self.posts.append((kind, channel, thread_ts, user, reply))
+        if kind == "ephemeral":
+            return Posted(channel=channel, ts=None, where=kind)
+        self._seq += 1
+        return Posted(channel=channel, ts=f"{1700000000 + self._seq}.000200", where=kind)
+
+    def reply(self, channel: str, thread_ts: str | None, reply: HelpdeskReply) -> Posted:
+        return self._posted("thread" if thread_ts else "channel", channel, thread_ts, None, reply)
+
+    def reply_privately(self, channel: str, thread_ts: str | None, user: str, reply: HelpdeskReply) -> Posted:
+        return self._posted("ephemeral", channel, thread_ts, user, reply)
+
+    def direct(self, user: str, reply: HelpdeskReply) -> Posted:
+        return self._posted("dm", f"D{user}", None, user, reply)
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        return f"https://slack.example.com/archives/{channel}/p{ts.replace('.', '')}"
+
+    def texts(self) -> list[str]:
+        return [p[4].text for p in self.posts]

@@ -41,6 +41,8 @@ from signoff.surfaces.slack import blocks
 from signoff.surfaces.slack.blocks import Form
 from signoff.surfaces.slack.chat import SlackChat, quiet_logger
 from signoff.surfaces.slack.forms import ACTS, TEXT_FIELD, read_form, value
+from signoff.surfaces.slack.helpdesk import HelpdeskListeners
+from signoff.surfaces.slack.helpdesk import register as register_helpdesk
 from signoff.surfaces.slack.identity import SlackDirectory, error_code
 from signoff.surfaces.slack.signing import RotatingRequestVerification
 from signoff.usecases.decisions import ActResult, DecisionService
@@ -427,6 +429,7 @@ def build_app(
     chats: Sequence[Chat] | None = None,
     bot_token: Callable[[], str] | None = None,
     teams: Collection[str] | None = None,
+    helpdesk: HelpdeskListeners | None = None,
 ) -> App:
     """The Slack app. `client` is the Web API client (its base_url, retries and token);
     `directory` maps clickers to people (default: on `client`, with its 5-minute group cache);
@@ -498,6 +501,8 @@ def build_app(
     app.action(re.compile(r"^signoff:"))(ack=on_click, lazy=[after_click])
     app.view(FORM_ID)(ack=on_submit, lazy=[after_submit])
     app.command(COMMAND)(on_command)
+    if helpdesk is not None:  # the helpdesk's events, /ask-it and buttons (signoff.surfaces.slack.helpdesk)
+        register_helpdesk(app, helpdesk)
     return app
 
 
