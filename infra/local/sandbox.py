@@ -81,6 +81,8 @@ class Sandbox:
             return _json(400, {"error": "send JSON"})
         if method == "POST" and path == "/sandbox/api/click":
             return self._act(data, self.click)
+        if method == "POST" and path == "/sandbox/api/faults":
+            return self._act(data, self.fault)
         if method == "POST" and path == "/sandbox/api/submit":
             return self._act(data, self.submit)
         if method == "POST" and path == "/sandbox/api/teams/click" and self.teams is not None:
@@ -153,7 +155,20 @@ class Sandbox:
             raise LookupError(f"{person_id} has no Slack identity in the directory")
         return person
 
-    def click(self, person: str, channel: str, ts: str, action_id: str, value: str) -> dict[str, Any]:
+    def fault(
+        self, method: str, error: str, status: int = 200, times: int = 1, retry_after: int | None = None
+    ) -> dict[str, Any]:
+        """Script the fake Slack: the next `times` calls of `method` fail with `error` (e.g.
+        chat.update internal_error 500, chat.postMessage ratelimited 429 with Retry-After)."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        self.slack.fail(method, error, status=status, times=times, headers=headers)
+        return {"scripted": {"method": method, "error": error, "status": status, "times": times}}
+
+    def click(
+        self, person: str, channel: str, ts: str, action_id: str, value: str, deliveries: int = 1
+    ) -> dict[str, Any]:
+        """`person` clicks; `deliveries` > 1 sends the very same signed request again, as Slack
+        does when it retries a delivery."""
         who = self._person(person)
         assert who.slack is not None
         payload = block_actions_payload(
@@ -166,7 +181,7 @@ class Sandbox:
             trigger_id=_trigger(),
             response_url=self.slack.response_url,
         )
-        return self._send(payload, who)
+        return self._send(payload, who, deliveries)
 
     def submit(self, person: str, view_id: str, values: dict[str, str | None]) -> dict[str, Any]:
         who = self._person(person)
@@ -221,7 +236,7 @@ class Sandbox:
         )  # fmt: skip
         return {"token": token}
 
-    def _send(self, payload: dict[str, Any], who: Person) -> dict[str, Any]:
+    def _send(self, payload: dict[str, Any], who: Person, deliveries: int = 1) -> dict[str, Any]:
         assert who.slack is not None
         views_before = len(self.slack.views())
         ephemerals_before = len(self.slack.ephemerals(who.slack.user))
@@ -230,9 +245,11 @@ class Sandbox:
             "content-type": "application/x-www-form-urlencoded",
             **{k.lower(): v for k, v in signed_request(body, self.signing_secret, int(time.time())).items()},
         }
-        status, _, answer = self.dispatch("POST", EVENTS_PATH, headers, body.encode())
+        statuses = [self.dispatch("POST", EVENTS_PATH, headers, body.encode())[:3:2] for _ in range(deliveries)]
+        status, answer = statuses[0]
         return {
             "status": status,
+            "statuses": [s for s, _ in statuses],
             "answer": _decode(answer),
             "ephemerals": self.slack.ephemerals(who.slack.user)[ephemerals_before:],
             "views": self.slack.views()[views_before:],
