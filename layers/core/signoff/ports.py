@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -123,6 +123,27 @@ class Chat(Protocol):
 
     def post_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None:
         """A notice about a checkpoint (escalation), with the card's summary."""
+
+
+@runtime_checkable
+class ChatFailure(Protocol):
+    """What the steps read from a chat surface's error (SlackChatError, TeamsChatError): the
+    platform's error code (never its message, which may echo the card), and whether trying again
+    later may help (the surface has already retried it with backoff)."""
+
+    code: str
+    transient: bool
+
+
+@runtime_checkable
+class ExplainingChat(Protocol):
+    """A chat whose deliveries raise a ChatFailure for a refused recipient where `post_card` /
+    `post_notice` answer None, so Notify can say who refused and why. Every shipped surface is
+    one; a chat that is not is asked through the plain port (and its refusals go unnamed)."""
+
+    def deliver_card(self, channel: str | None, person: str | None, card: Card) -> MessageRef | None: ...
+
+    def deliver_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None: ...
 
 
 class Callbacks(Protocol):

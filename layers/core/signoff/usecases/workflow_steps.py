@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -31,7 +31,16 @@ from signoff.domain.cards import Card, build_card
 from signoff.domain.models import Checkpoint, MessageRef, Status
 from signoff.domain.routing import LoadedRouting, Recipients
 from signoff.observability import logger, metrics
-from signoff.ports import Callbacks, Chat, CheckpointRepository, Clock, TaskToken, Workflow
+from signoff.ports import (
+    Callbacks,
+    Chat,
+    ChatFailure,
+    CheckpointRepository,
+    Clock,
+    ExplainingChat,
+    TaskToken,
+    Workflow,
+)
 from signoff.usecases.decisions import DecisionService
 from signoff.usecases.posting import CARDS, Post, post_everywhere, posted
 from signoff.usecases.results import answer_caller, caller_error, result
@@ -41,27 +50,6 @@ ESCALATION = "escalation"
 
 NAMED_FAILURES = 3  # a reason names this many failed destinations, then counts the rest
 CARD_UPDATE_FAILED_METRIC = "CardUpdateFailed"
-
-
-@runtime_checkable
-class ChatFailure(Protocol):
-    """What the steps read from a chat surface's error (SlackChatError, TeamsChatError): the
-    platform's error code (never its message, which may echo the card), and whether trying again
-    later may help (the surface has already retried it with backoff)."""
-
-    code: str
-    transient: bool
-
-
-@runtime_checkable
-class ExplainingChat(Protocol):
-    """A chat whose deliveries raise a ChatFailure for a refused recipient where `post_card` /
-    `post_notice` answer None, so Notify can say who refused and why. Every shipped surface is
-    one; a chat that is not is asked through the plain port (and its refusals go unnamed)."""
-
-    def deliver_card(self, channel: str | None, person: str | None, card: Card) -> MessageRef | None: ...
-
-    def deliver_notice(self, channel: str | None, person: str | None, text: str, card: Card) -> MessageRef | None: ...
 
 
 class NobodyReachable(Exception):
