@@ -16,7 +16,7 @@ from signoff.ports import ConversationReference
 from signoff.surfaces.teams.chat import TeamsChat
 from signoff.surfaces.teams.connector import SCOPE, BotConnector, BotCredentials, ConnectorError, UntrustedServiceUrl
 from signoff.testing.memory import InMemoryReferenceStore
-from tests.slackfakes import loopback_only, make_checkpoint
+from tests.slackfakes import make_checkpoint
 from tests.teamsfakes import CHANNELS, teams_routing
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ class Clock:
 
 @pytest.fixture
 def fake() -> Iterator[FakeTeams]:
-    with loopback_only(), FakeTeams() as f:
+    with FakeTeams() as f:
         yield f
 
 

@@ -22,7 +22,7 @@ from signoff.testing.memory import FixedClock, InMemoryCheckpointRepository, InM
 from signoff.usecases.decisions import DecisionService
 from signoff.usecases.workflow_steps import Steps
 from tests.helpers import FakeLambdaContext, Tables, api_event, derived_policy, load_handler
-from tests.slackfakes import TASK_TOKEN, loopback_only, make_checkpoint
+from tests.slackfakes import TASK_TOKEN, make_checkpoint
 from tests.teamsfakes import CHANNELS, TEAM, teams_routing
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ class Deployed:
 def deployed(tables: Tables, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[Deployed]:
     """The function's environment and secret, wiring on in-memory checkpoints, the self-invocations
     recorded instead of sent, and every logger at DEBUG (nothing below may leak even then)."""
-    with loopback_only(), FakeTeams() as fake:
+    with FakeTeams() as fake:
         secret = boto3.client("secretsmanager").create_secret(
             Name="signoff/teams",
             SecretString=json.dumps(
