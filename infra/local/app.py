@@ -16,6 +16,7 @@ from local.sandbox import TEAMS_EVENTS_PATH, TEAMS_TEAM, Sandbox
 from local.server import LocalApi
 from local.stack import LocalStack
 from signoff.domain.routing import Channel, LoadedRouting, load_routing
+from signoff.surfaces.slack import app as _slack_app
 
 # Documented defaults: the local stack is not a secret-keeping place. Override from the environment.
 SIGNING_SECRET_VAR = "SIGNOFF_LOCAL_SLACK_SIGNING_SECRET"
@@ -23,6 +24,11 @@ DEFAULT_SIGNING_SECRET = "signoff-local-signing-secret"
 # The archive bucket is mirrored here, where `signoff audit` (DuckDB) reads it.
 ARCHIVE_VAR = "SIGNOFF_ARCHIVE"
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[2] / "local-data" / "archive"
+# How long the Slack app's views.open may take locally. In Lambda it gives up after 2 s to stay
+# inside the 3 s life of Slack's trigger_id. The fake Slack does not model that clock (a test expires
+# a trigger explicitly, through FakeSlack.expired_triggers), and on a busy machine the in-process fake
+# can take longer than 2 s to answer: a modal lost to wall-clock luck would make a click flaky.
+LOCAL_MODAL_TIMEOUT_SECONDS = 30
 # The bot secret's values: the fake connector's app registration (only keys the CDK secret has are used).
 TEAMS_SECRET_VALUES = {
     "app_id": fake_teams.APP_ID,
@@ -52,6 +58,7 @@ class LocalSignoff:
             secret_values={"signing_secret": self.signing_secret, "bot_token": BOT_TOKEN, **TEAMS_SECRET_VALUES},
             archive_dir=Path(os.environ.get(ARCHIVE_VAR, DEFAULT_ARCHIVE)),
         ).start()
+        _slack_app.ACK_TIMEOUT_SECONDS = LOCAL_MODAL_TIMEOUT_SECONDS  # read at each views.open
         routing = load_routing(os.environ["SIGNOFF_ROUTING_PATH"])  # the copy in the synthesized layer
         _register_directory(self.slack, routing)
         if self._has_teams():

@@ -49,6 +49,11 @@ class LocalFunction:
     memory_mb: int = 512
     _module: ModuleType | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # One invocation at a time, as in one Lambda execution environment: a handler (and the
+    # framework under it, e.g. Powertools' resolver keeps the current route's arguments on the app)
+    # may hold per-invocation state in module globals, which concurrent threads would mix up.
+    # Reentrant: an invocation that synchronously causes another of the same function goes on.
+    _running: threading.RLock = field(default_factory=threading.RLock)
 
     def entry(self) -> Callable[[Any, Any], Any]:
         module_name, func = self.handler.rsplit(".", 1)
@@ -64,7 +69,9 @@ class LocalFunction:
         return getattr(self._module, func)  # type: ignore[no-any-return]
 
     def invoke(self, event: Any) -> Any:
-        return self.entry()(event, LambdaContext(function_name=self.name, memory_limit_in_mb=self.memory_mb))
+        entry = self.entry()
+        with self._running:
+            return entry(event, LambdaContext(function_name=self.name, memory_limit_in_mb=self.memory_mb))
 
 
 class FunctionRegistry:

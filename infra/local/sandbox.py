@@ -6,7 +6,8 @@ requests reach (`POST /v1/slack/events`): same verification, same authorization.
 
 JSON API (the page at /sandbox uses it, and so do the end-to-end tests):
   GET  /sandbox/api/state                  people, channels with their messages, ephemerals, views
-  GET  /sandbox/api/cards/{checkpoint id}  the messages whose buttons carry that checkpoint (with channel)
+  GET  /sandbox/api/cards/{checkpoint id}  the messages whose buttons carry that checkpoint (with channel);
+                                           ?wait=S answers once there is one (or after S s)
   POST /sandbox/api/click   {person, channel, ts, action_id, value}
   POST /sandbox/api/submit  {person, view_id, values: {block_id: text}}
 
@@ -41,6 +42,7 @@ from local.fake_teams import ISSUER, Activity, Conversation, FakeTeams, TeamsUse
 from signoff.domain.routing import LoadedRouting, Person
 
 CARDS_PATH = "/sandbox/api/cards/"
+WATCH_INTERVAL_SECONDS = 0.01  # an in-process index read: cheap enough to check often
 
 PAGE = Path(__file__).with_name("sandbox.html")
 EVENTS_PATH = "/v1/slack/events"
@@ -68,13 +70,18 @@ class Sandbox:
         self.dispatch = dispatch
         self.teams = teams
 
-    def handle(self, method: str, path: str, body: bytes) -> Reply:
+    def handle(self, method: str, path: str, body: bytes, wait: float = 0.0) -> Reply:
         if method == "GET" and path in ("/sandbox", "/sandbox/"):
             return 200, {"content-type": "text/html; charset=utf-8"}, PAGE.read_bytes()
         if method == "GET" and path == "/sandbox/api/state":
             return _json(200, self.state())
         if method == "GET" and path.startswith(CARDS_PATH):
-            return _json(200, {"cards": [asdict(m) for m in self.slack.cards_of(path.removeprefix(CARDS_PATH))]})
+            value, deadline = path.removeprefix(CARDS_PATH), time.monotonic() + wait
+            cards = self.slack.cards_of(value)
+            while not cards and time.monotonic() < deadline:  # ?wait=S: until a card is posted
+                time.sleep(WATCH_INTERVAL_SECONDS)
+                cards = self.slack.cards_of(value)
+            return _json(200, {"cards": [asdict(m) for m in cards]})
         try:
             data = json.loads(body or b"{}")
         except ValueError:

@@ -14,7 +14,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from local.stack import LocalStack, Route
-from local.template import ACCOUNT
+from local.template import ACCOUNT, REGION
 
 log = logging.getLogger("signoff.local")
 
@@ -112,13 +112,18 @@ class LocalApi:
     def dispatch(
         self, method: str, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
-        path = urlsplit(url).path
+        parts = urlsplit(url)
+        path = parts.path
         if path in ("/", ""):
             return _json(200, self.index())
+        # ?wait=S on a local watch route answers once the state is there (or after S seconds): a
+        # watcher waits here, in-process, instead of polling over HTTP, which would cost the stack
+        # a request (and moto calls) each time.
+        wait = _wait_seconds(parts.query)
         if path.startswith("/local/"):
-            return self._local(method, path, body)
+            return self._local(method, path, body, wait)
         if path.startswith("/sandbox") and self.sandbox is not None:
-            return cast(tuple[int, dict[str, str], bytes], self.sandbox.handle(method, path, body))
+            return cast(tuple[int, dict[str, str], bytes], self.sandbox.handle(method, path, body, wait))
         found = self.stack.route(method, path)
         if found is None:
             status = 405 if self.stack.path_exists(path) else 404
@@ -128,9 +133,10 @@ class LocalApi:
         response = self.stack.functions[route.function].invoke(event)
         return _from_proxy(response)
 
-    def _local(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _local(self, method: str, path: str, body: bytes, wait: float = 0.0) -> tuple[int, dict[str, str], bytes]:
         """Local-only helpers: run and watch the stack's state machines (e.g. the example workflow).
-        GET /local/executions lists them; POST /local/executions {"state_machine", "input", "name"}."""
+        GET /local/executions lists them; POST /local/executions {"state_machine", "input", "name"};
+        GET /local/executions/{name}?wait=S answers once it is no longer running (or after S s)."""
         if path == "/local/drain" and method == "POST":
             # Wait until the stream mappings delivered everything written so far (the archive).
             drained = self.stack.poller.drain() if self.stack.poller else True
@@ -143,7 +149,10 @@ class LocalApi:
             return _json(200, {"queues": self._queue_messages()})
         sfn = self.stack.client("stepfunctions")
         if path.startswith("/local/executions/") and method == "GET":
-            return self._execution(sfn, path.removeprefix("/local/executions/"))
+            name = path.removeprefix("/local/executions/")
+            if wait:
+                self._until_ended(name, wait)
+            return self._execution(sfn, name)
         if path != "/local/executions":
             return _json(404, {"message": f"no local route {path}"})
         if method == "POST":
@@ -174,6 +183,23 @@ class LocalApi:
                 continue
             return _json(200, _execution_view(machine_name, name, described))
         return _json(404, {"message": f"no execution named {name}"})
+
+    def _until_ended(self, name: str, wait: float) -> None:
+        """Wait up to `wait` seconds for an execution to end, reading its status on moto's own
+        object (an attribute read, no API call)."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+        execution: Any = None  # the interpreter's Execution (its exec_status is not on moto's base type)
+        for arn in self.stack.state_machines.values():
+            try:
+                execution = backend.describe_execution(arn.replace(":stateMachine:", ":execution:") + f":{name}")
+                break
+            except Exception:  # noqa: BLE001 - not an execution of this state machine
+                continue
+        deadline = time.monotonic() + wait
+        while execution is not None and str(execution.exec_status.value) == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(WATCH_INTERVAL_SECONDS)
 
     def _queue_messages(self) -> dict[str, list[Any]]:
         """Messages waiting in each queue (e.g. the archiver's dead letters), left in place."""
@@ -259,3 +285,15 @@ def _from_proxy(response: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
     body = response.get("body") or ""
     payload = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
     return int(response.get("statusCode", 502)), headers, payload
+
+
+WATCH_INTERVAL_SECONDS = 0.01  # an in-process status read: cheap enough to check often
+MAX_WAIT_SECONDS = 60.0
+
+
+def _wait_seconds(query: str) -> float:
+    """The `wait` query parameter in seconds, at most a minute (0 when absent or not a number)."""
+    try:
+        return min(max(float(parse_qs(query).get("wait", ["0"])[-1]), 0.0), MAX_WAIT_SECONDS)
+    except ValueError:
+        return 0.0

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from local import moto_scaling
+from local import moto_interpreter, moto_scaling
 from local.lambdas import FunctionRegistry, LocalFunction, quiet_disabled_metrics
 from local.streams import STREAMS_ENDPOINT, Mapping, StreamPoller
 from local.template import ACCOUNT, REGION, Template
@@ -83,6 +83,7 @@ class LocalStack:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         moto_scaling.install()
+        moto_interpreter.install()
         quiet_disabled_metrics()
         _S3_PUTS.install()
         _S3_PUTS.take()  # a previous stack's puts in this process are not ours

@@ -47,7 +47,7 @@ class LocalSignoff:
         for key, value in (headers or {}).items():
             request.add_header(key, value)
         try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
+            with urllib.request.urlopen(request, timeout=CEILING) as resp:
                 status, raw, hdrs = resp.status, resp.read(), dict(resp.headers)
         except urllib.error.HTTPError as exc:
             status, raw, hdrs = exc.code, exc.read(), dict(exc.headers)
@@ -130,7 +130,12 @@ class LocalSignoff:
         return next(e for e in self.executions() if e["name"] == name)
 
 
-def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+# A ceiling, not a deadline: polling stops as soon as the state is there, so it is set for the
+# busiest machine (every core burnt by something else), never for the expected time.
+CEILING = 180.0
+
+
+def eventually(check: Callable[[], Any], timeout: float = CEILING, interval: float = 0.2) -> Any:
     """Poll until `check` returns something truthy (the workflow runs in real time)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -140,6 +145,26 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {check}")
         time.sleep(interval)
+
+
+# -- gates a test leaves to expire ------------------------------------------------------------------
+# The test policies give every gate a test clicks minutes (a late click on a busy machine still
+# lands), and keep seconds for the gates a test only waits out: these turn a sample into one of those.
+
+
+def expiring_soft(body: dict[str, Any]) -> dict[str, Any]:
+    """The soft sample in production (medium risk): the short fail-open veto window (veto-5s)."""
+    body["environment"] = "production"
+    return body
+
+
+def expiring_review(body: dict[str, Any]) -> dict[str, Any]:
+    """The soft sample as a fully confident production migration (high risk, high confidence): the
+    short one-approver hard gate with escalation to team-leads, fail-closed (review-6s)."""
+    body["environment"] = "production"
+    body["risk"]["migration"] = True
+    body["signals"].update(model_confidence=1.0, observability_alignment=1.0, historical_success=1.0)
+    return body
 
 
 def synthesized(tmp_path_factory: pytest.TempPathFactory, variant: dict[str, str]) -> Path:
@@ -183,7 +208,7 @@ def start_local(tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> I
         text=True,
     )
     url = None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + CEILING  # a cold start on a busy machine
     assert proc.stdout is not None
     seen: list[str] = []
     while time.monotonic() < deadline and url is None:

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import pytest
 
-from tests.e2e.conftest import ROOT, LocalSignoff, start_local
+from tests.e2e.conftest import CEILING, ROOT, LocalSignoff, expiring_soft, start_local
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -49,7 +49,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 FAST_POLICY = ROOT / "tests" / "e2e" / "policy-fast.yaml"
 SCREENSHOT = Path("/tmp/sandbox.png")  # the end state; two more beside it show the notice and the modal
-WAIT = 15.0
+WAIT = CEILING  # a ceiling for polling, never a deadline
 APPROVE = "signoff:approve"
 T = TypeVar("T")
 
@@ -83,8 +83,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(20)
-    driver.set_script_timeout(10)
+    driver.set_page_load_timeout(CEILING)  # ceilings: Chromium is slow to answer on a busy machine
+    driver.set_script_timeout(CEILING)
     try:
         yield driver
     finally:
@@ -291,9 +291,9 @@ HOSTILE = '<img src=x onerror="window.__pwned=1"> & <script>window.__pwned=2</sc
 
 
 def post_hostile_soft_gate(stack: LocalSignoff) -> str:
-    """A soft gate (3 s veto window, fail-open: decided while the rest runs) whose summary is
+    """A soft gate nobody vetoes (veto-5s, fail-open: decided while the rest runs) whose summary is
     full of markup."""
-    body = sample("soft")
+    body = expiring_soft(sample("soft"))
     body["summary"] = f"Restart the worker pool {HOSTILE}"
     return create(stack, body)
 

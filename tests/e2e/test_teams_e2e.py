@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from local.fake_teams import APP_ID, Conversation, TeamsUser, bearer_headers, invoke_action
-from tests.e2e.conftest import FAST_POLICY, ROOT, LocalSignoff, eventually, start_local
+from tests.e2e.conftest import FAST_POLICY, ROOT, LocalSignoff, eventually, expiring_review, start_local
 from tests.e2e.test_gates_e2e import buttons, create, decided, finalized, sample, types
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("teams")]
@@ -331,9 +331,7 @@ def test_a_sensitive_checkpoint_reaches_teams_people_directly_never_a_channel(si
 
 
 def test_nobody_answers_the_escalation_reaches_the_teams_leads_channel_then_it_expires(signoff: LocalSignoff) -> None:
-    body = sample("soft")
-    body["signals"]["model_confidence"] = 0.1
-    cp = create(signoff, body)
+    cp = create(signoff, expiring_review(sample("soft")))  # 'review-6s': nobody clicks it
     assert eventually(
         lambda: [c for c in teams_cards(signoff, cp["id"]) if c["conversation"] == "19:leads@thread.tacv2"]
     )
