@@ -44,8 +44,9 @@ TARGET_GATED_PER_S = 20.0
 
 
 class Client:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
         self.url = url
+        self.timeout = timeout
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -54,7 +55,7 @@ class Client:
         for key, value in (headers or {}).items():
             request.add_header(key, value)
         try:
-            with urllib.request.urlopen(request, timeout=60) as resp:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
