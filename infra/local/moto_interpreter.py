@@ -26,14 +26,12 @@ _parsed: dict[str, Any] = {}  # definition text -> the program parsed from it (n
 
 def program_for(definition: str) -> Any:
     """A program for one execution: a deep copy of the definition's once-parsed program."""
-    with _lock:
+    with _lock:  # held while parsing: executions starting together parse a definition once, not each
         template = _parsed.get(definition)
-    if template is None:
-        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+        if template is None:
+            from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-        template = AmazonStateLanguageParser.parse(definition)[0]
-        with _lock:
-            template = _parsed.setdefault(definition, template)
+            template = _parsed[definition] = AmazonStateLanguageParser.parse(definition)[0]
     return copy.deepcopy(template)
 
 

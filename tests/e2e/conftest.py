@@ -26,6 +26,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FAST_POLICY = ROOT / "tests" / "e2e" / "policy-fast.yaml"
 SIGNING_SECRET = "signoff-local-signing-secret"  # the local stack's documented default
+# What the Slack app answers when a concurrent write won the checkpoint's optimistic lock.
+BUSY = "nothing was recorded: please try again"
 
 
 @dataclass
@@ -94,19 +96,25 @@ class LocalSignoff:
         mine = [c for c in cards if c["channel"] == "D" + slack_user.removeprefix("U")] or cards
         card = mine[0]
         body = {"person": person, "channel": card["channel"], "ts": card["ts"], "action_id": f"signoff:{action}"}
-        reply = self.call("POST", "/sandbox/api/click", {**body, "value": checkpoint_id})
-        assert reply.status == 200, reply.body
-        result: dict[str, Any] = reply.body
-        return result
+        return self._until_recorded("/sandbox/api/click", {**body, "value": checkpoint_id})
+
+    def _until_recorded(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a click or a submission; when Signoff answers that the checkpoint was too busy to
+        record it (a concurrent write of the workflow won the optimistic lock), send it again, as
+        the person would. Decided by the answer, never by the time it took."""
+        deadline = time.monotonic() + CEILING
+        while True:
+            reply = self.call("POST", path, body)
+            assert reply.status == 200, reply.body
+            result: dict[str, Any] = reply.body
+            if BUSY not in json.dumps(result) or time.monotonic() > deadline:
+                return result
 
     def submit(self, person: str, view: dict[str, Any], text: str, **fields: str) -> dict[str, Any]:
         """Fill every input of a modal (`text`, or a field's own value) and submit it as a person."""
         inputs = [b["block_id"] for b in view["blocks"] if b.get("type") == "input"]
         values = {block: fields.get(block, text) for block in inputs}
-        reply = self.call("POST", "/sandbox/api/submit", {"person": person, "view_id": view["id"], "values": values})
-        assert reply.status == 200, reply.body
-        result: dict[str, Any] = reply.body
-        return result
+        return self._until_recorded("/sandbox/api/submit", {"person": person, "view_id": view["id"], "values": values})
 
     def approve(self, person: str, checkpoint_id: str, comment: str = "looks good", **fields: str) -> dict[str, Any]:
         """Approve, writing a comment when the gate asks for one in a modal."""
