@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.adapter.aws_lambda import SlackRequestHandler
@@ -41,12 +41,13 @@ from signoff.surfaces.slack import blocks
 from signoff.surfaces.slack.blocks import Form
 from signoff.surfaces.slack.chat import SlackChat, quiet_logger
 from signoff.surfaces.slack.forms import ACTS, TEXT_FIELD, read_form, value
-from signoff.surfaces.slack.helpdesk import HelpdeskListeners
-from signoff.surfaces.slack.helpdesk import register as register_helpdesk
 from signoff.surfaces.slack.identity import SlackDirectory, error_code
 from signoff.surfaces.slack.signing import RotatingRequestVerification
 from signoff.usecases.decisions import ActResult, DecisionService
 from signoff.usecases.followups import Followups
+
+if TYPE_CHECKING:
+    from signoff.surfaces.slack.helpdesk import HelpdeskListeners
 
 ACTION_ID = re.compile(r"^signoff:(?P<act>[a-z_]{1,40})$")
 FORM_ID = re.compile(r"^signoff_form:")
@@ -502,6 +503,9 @@ def build_app(
     app.view(FORM_ID)(ack=on_submit, lazy=[after_submit])
     app.command(COMMAND)(on_command)
     if helpdesk is not None:  # the helpdesk's events, /ask-it and buttons (signoff.surfaces.slack.helpdesk)
+        # Imported here: a deployment without the helpdesk never loads its router.
+        from signoff.surfaces.slack.helpdesk import register as register_helpdesk
+
         register_helpdesk(app, helpdesk)
     return app
 
