@@ -93,7 +93,10 @@ def run(stack: LocalSignoff) -> dict[str, Any]:
             stack.act("mallory@example.com", cp["id"], "approve")  # refused and audited
             stack.act("grace@example.com", cp["id"], "approve")
         elif kind == "deny":
-            views = stack.act("grace@example.com", cp["id"], "deny")["views"]
+            # Grace clicks on four cards at once: the views opened while this click was handled may
+            # include another card's modal, so take the one for this checkpoint.
+            opened = stack.act("grace@example.com", cp["id"], "deny")["views"]
+            views = [v for v in opened if v.get("private_metadata") == cp["id"]]
             assert views, f"no modal for {cp['id']}"  # the local views.open has no wall-clock limit
             stack.submit("grace@example.com", views[0], "not this week")
 
