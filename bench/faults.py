@@ -142,8 +142,8 @@ def _pending_by_request(client: Client) -> dict[str, str]:
 
 
 def run(url: str, archive: Path, checkpoints: int, clickers: int, crowd_every: int, workers: int) -> dict[str, Any]:
-    # Each function serves one invocation at a time, as one Lambda environment does: a crowd of
-    # clicks queues behind the Slack function, so a click may wait minutes for its turn.
+    # A crowd of clicks queues behind the Slack function's environments (and chat.update's retries
+    # wait out their backoff in them), so a click may wait minutes for its turn.
     client = Client(url, timeout=900)
     receiver = Receiver()
     routing = yaml.safe_load((ROOT / "routing.yaml").read_text())
@@ -256,13 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clickers", type=int, default=20, help="concurrent clickers on a crowded card")
     parser.add_argument("--crowd-every", type=int, default=10, help="every n-th gated card is crowded")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--environments",
+        type=int,
+        default=4,
+        help="execution environments per function: a crowd's clicks reach the Slack function at once",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, help="keep the stack's synthesis, archive and log here")
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="signoff-faults-")))
         workdir.mkdir(parents=True, exist_ok=True)
-        url = stack.enter_context(local_stack(workdir))
+        url = stack.enter_context(local_stack(workdir, args.environments))
         result = run(url, workdir / "archive", args.checkpoints, args.clickers, args.crowd_every, args.workers)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

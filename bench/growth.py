@@ -108,8 +108,9 @@ def gated() -> dict[str, Any]:
 
 
 @contextmanager
-def local_stack(workdir: Path) -> Iterator[str]:
-    """`make local`'s stack, synthesized into workdir, on a free port; its URL."""
+def local_stack(workdir: Path, environments: int = 1) -> Iterator[str]:
+    """`make local`'s stack, synthesized into workdir, on a free port; its URL. `environments`:
+    invocations of one function that run at once."""
     outdir, archive = workdir / "cdk.out", workdir / "archive"
     env = {
         **os.environ,
@@ -121,7 +122,7 @@ def local_stack(workdir: Path) -> Iterator[str]:
     subprocess.run([sys.executable, str(ROOT / "infra" / "app.py")], cwd=ROOT, env=env, check=True, capture_output=True)
     log = (workdir / "local.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "--port", "0", "--outdir", str(outdir)],
+        [sys.executable, "-m", "local", "--port", "0", "--outdir", str(outdir), "--environments", str(environments)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -26,13 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--outdir", type=Path, default=ROOT / "cdk.out", help="the synthesized cloud assembly")
     parser.add_argument("--synth", action="store_true", help="synthesize the CDK app first")
+    parser.add_argument(
+        "--environments",
+        type=int,
+        default=1,
+        help="execution environments per function: invocations of one function that run at once",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
     if args.synth:
         subprocess.run([sys.executable, str(ROOT / "infra" / "app.py")], check=True, cwd=ROOT)
-    local = LocalSignoff(args.outdir, args.host, args.port).start()
+    local = LocalSignoff(args.outdir, args.host, args.port, environments=max(1, args.environments)).start()
     assert local.api is not None and local.stack is not None
     print(banner(local.api, local.stack, local.signing_secret), flush=True)
 

@@ -42,6 +42,7 @@ class LocalSignoff:
     outdir: Path
     host: str = "127.0.0.1"
     port: int = 8080
+    environments: int = 1  # execution environments per function (see LocalStack)
     signing_secret: str = field(default_factory=lambda: os.environ.get(SIGNING_SECRET_VAR, DEFAULT_SIGNING_SECRET))
     slack: FakeSlack | None = None
     teams: FakeTeams | None = None  # started when the template has the Teams bot (SIGNOFF_TEAMS=1)
@@ -57,6 +58,7 @@ class LocalSignoff:
             self.outdir,
             secret_values={"signing_secret": self.signing_secret, "bot_token": BOT_TOKEN, **TEAMS_SECRET_VALUES},
             archive_dir=Path(os.environ.get(ARCHIVE_VAR, DEFAULT_ARCHIVE)),
+            environments=self.environments,
         ).start()
         _slack_app.ACK_TIMEOUT_SECONDS = LOCAL_MODAL_TIMEOUT_SECONDS  # read at each views.open
         routing = load_routing(os.environ["SIGNOFF_ROUTING_PATH"])  # the copy in the synthesized layer

@@ -42,36 +42,75 @@ class LambdaContext:
 
 @dataclass
 class LocalFunction:
+    """A function and its execution environments. An environment is one loaded copy of the handler
+    module and serves one invocation at a time, as in Lambda: a handler (and the framework under
+    it, e.g. Powertools' resolver keeps the current route's arguments on the app) may hold
+    per-invocation state in module globals, which concurrent threads would mix up. Up to
+    `environments` invocations run at once, each in its own copy; more wait for a free one."""
+
     name: str
     code_dir: Path
     handler: str  # "module.function"
     environment: dict[str, str]
     memory_mb: int = 512
-    _module: ModuleType | None = None
+    environments: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    # One invocation at a time, as in one Lambda execution environment: a handler (and the
-    # framework under it, e.g. Powertools' resolver keeps the current route's arguments on the app)
-    # may hold per-invocation state in module globals, which concurrent threads would mix up.
-    # Reentrant: an invocation that synchronously causes another of the same function goes on.
-    _running: threading.RLock = field(default_factory=threading.RLock)
+    _idle: list[Callable[[Any, Any], Any]] = field(default_factory=list)
+    _loaded: int = 0
+    _free: threading.Condition = field(init=False)
+    # The environment this thread is running, if any: an invocation that synchronously causes
+    # another of the same function goes on in it rather than wait for itself.
+    _current: threading.local = field(default_factory=threading.local)
+
+    def __post_init__(self) -> None:
+        self._free = threading.Condition(self._lock)
+
+    def _load(self, number: int) -> Callable[[Any, Any], Any]:
+        module_name, func = self.handler.rsplit(".", 1)
+        path = self.code_dir / f"{module_name.replace('.', '/')}.py"
+        suffix = f"_{number}" if number else ""
+        spec = importlib.util.spec_from_file_location(f"signoff_local_{self.name}{suffix}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module: ModuleType = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return getattr(module, func)  # type: ignore[no-any-return]
 
     def entry(self) -> Callable[[Any, Any], Any]:
-        module_name, func = self.handler.rsplit(".", 1)
-        with self._lock:
-            if self._module is None:
-                path = self.code_dir / f"{module_name.replace('.', '/')}.py"
-                spec = importlib.util.spec_from_file_location(f"signoff_local_{self.name}", path)
-                if spec is None or spec.loader is None:
-                    raise ImportError(f"cannot load {path}")
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                self._module = module
-        return getattr(self._module, func)  # type: ignore[no-any-return]
+        """An idle environment's handler, loading a new environment while under the limit."""
+        with self._free:
+            while not self._idle and self._loaded >= self.environments:
+                self._free.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._loaded += 1
+            number = self._loaded - 1
+        try:
+            # Loaded outside the lock: an import takes long and other environments may be idle.
+            return self._load(number)
+        except BaseException:
+            with self._free:
+                self._loaded -= 1
+                self._free.notify()
+            raise
+
+    def _release(self, handler: Callable[[Any, Any], Any]) -> None:
+        with self._free:
+            self._idle.append(handler)
+            self._free.notify()
 
     def invoke(self, event: Any) -> Any:
-        entry = self.entry()
-        with self._running:
-            return entry(event, LambdaContext(function_name=self.name, memory_limit_in_mb=self.memory_mb))
+        context = LambdaContext(function_name=self.name, memory_limit_in_mb=self.memory_mb)
+        running = getattr(self._current, "handler", None)
+        if running is not None:
+            return running(event, context)
+        handler = self.entry()
+        self._current.handler = handler
+        try:
+            return handler(event, context)
+        finally:
+            self._current.handler = None
+            self._release(handler)
 
 
 class FunctionRegistry:

@@ -69,6 +69,9 @@ class LocalStack:
     secret_values: dict[str, str] = field(default_factory=dict)  # e.g. signing_secret, bot_token
     state_machines: dict[str, str] = field(default_factory=dict)
     archive_dir: Path | None = None  # where the archive bucket is mirrored (None: not mirrored)
+    # Execution environments per function: how many invocations of one function run at once. One
+    # (the default) keeps a crowd of clicks in line, as a function with reserved concurrency 1 would.
+    environments: int = 1
     queues: dict[str, str] = field(default_factory=dict)  # ARN -> URL
     faults: dict[str, int] = field(default_factory=dict)
     poller: StreamPoller | None = None
@@ -199,6 +202,7 @@ class LocalStack:
                 handler=props["Handler"],
                 environment=env,
                 memory_mb=int(props.get("MemorySize", 512)),
+                environments=self.environments,
             )
         )
         # Handlers share this process's environment: every function's variables are applied
