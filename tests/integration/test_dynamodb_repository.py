@@ -125,6 +125,28 @@ def test_status_listing_pages_through_the_gsi_in_deadline_order(
     assert [cp.id for cp in repo.list_by_status(Status.APPROVED, limit=10, next_token=None).items] == [approved]
 
 
+def test_decided_checkpoints_are_listed_by_decision_time_and_since_is_one_key_range(
+    service: MemoryWiring, repo: DynamoCheckpointRepository
+) -> None:
+    # Given three pending checkpoints a minute apart, cancelled newest first, a minute apart
+    created = []
+    for _ in range(3):
+        created.append(_create(service, "soft").id)
+        service.clock.advance(60)
+    decided_at = {}
+    for checkpoint_id in reversed(created):
+        decided_at[checkpoint_id] = service.clock.now()
+        service.service.cancel(checkpoint_id, actor=CALLER_ARN, reason="not needed")
+        service.clock.advance(60)
+    # When the cancelled ones are listed, all of them and only those decided since the second
+    listed = repo.list_by_status(Status.CANCELLED, limit=10, next_token=None).items
+    middle = created[1]
+    since = repo.list_by_status(Status.CANCELLED, limit=10, next_token=None, since=decided_at[middle]).items
+    # Then they come in decision order (not creation order), and `since` starts at the decision
+    assert [cp.id for cp in listed] == list(reversed(created))
+    assert [cp.id for cp in since] == [middle, created[0]]
+
+
 def test_a_page_token_is_only_good_for_its_own_status(service: MemoryWiring, repo: DynamoCheckpointRepository) -> None:
     for _ in range(3):
         _create(service, "soft")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -65,9 +65,11 @@ class CountingRepository:
         self.inner = inner
         self.pages: Counter[Status] = Counter()
 
-    def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
+    def list_by_status(
+        self, status: Status, *, limit: int, next_token: str | None, since: datetime | None = None
+    ) -> CheckpointPage:
         self.pages[status] += 1
-        return self.inner.list_by_status(status, limit=limit, next_token=next_token)
+        return self.inner.list_by_status(status, limit=limit, next_token=next_token, since=since)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -327,6 +329,22 @@ def test_decided_pages_stop_at_the_first_checkpoint_too_recent_to_judge() -> Non
     # Then it reads up to the recent one and no further
     assert [u.checkpoint_id for u in result.unanswered] == ids
     assert repo.pages[Status.DENIED] == 3 and result.complete
+
+
+def test_old_decisions_however_many_cost_the_unanswered_search_nothing() -> None:
+    # Given more decisions older than the lookback than one sweep may read, then one unanswered
+    g = gates()
+    for _ in range(6):
+        _decided_unfinalized(g)
+    g.clock.advance(LOOKBACK.total_seconds() + 60)
+    recent = _decided_unfinalized(g)
+    g.clock.advance(ANSWER_GRACE.total_seconds() + 60)
+    repo = CountingRepository(g.repo)
+    # When a sweep may read only two pages of one per status
+    result = sweep(repo, g.clock, page_size=1, max_pages=2)
+    # Then it starts at the window: the recent one is found and the search was complete
+    assert [u.checkpoint_id for u in result.unanswered] == [recent]
+    assert repo.pages[Status.DENIED] == 1
 
 
 # -- the Lambda handler ------------------------------------------------------------------------

@@ -73,8 +73,11 @@ class CheckpointRepository(Protocol):
         only if the stored checkpoint still has expected's status and audit head; else
         StaleCheckpoint. A vote by someone who already voted raises DuplicateVote."""
 
-    def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
-        """Checkpoints in one status, soonest deadline (or oldest) first, paged."""
+    def list_by_status(
+        self, status: Status, *, limit: int, next_token: str | None, since: datetime | None = None
+    ) -> CheckpointPage:
+        """Checkpoints in one status, paged: pending ones soonest deadline first, decided ones by
+        decision time. `since`: only those whose deadline (pending) or decision is at or after it."""
 
     def events(self, checkpoint_id: str) -> list[AuditEvent]:
         """Every audit event of a checkpoint, in order."""

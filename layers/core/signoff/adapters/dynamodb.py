@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -10,7 +11,16 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from signoff.adapters.keys import META, decode_token, encode_token, event_sk, pk, status_pk, status_sk
+from signoff.adapters.keys import (
+    META,
+    decode_token,
+    encode_token,
+    event_sk,
+    pk,
+    status_pk,
+    status_since,
+    status_sk,
+)
 from signoff.audit.events import AuditEvent
 from signoff.domain.errors import AlreadyExists, DuplicateVote, InvalidPageToken, NotFound, StaleCheckpoint
 from signoff.domain.models import Checkpoint, CheckpointPage, Status, Vote
@@ -159,12 +169,19 @@ class DynamoCheckpointRepository:
                 raise StaleCheckpoint(checkpoint.id) from None
             raise
 
-    def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
+    def list_by_status(
+        self, status: Status, *, limit: int, next_token: str | None, since: datetime | None = None
+    ) -> CheckpointPage:
+        values: dict[str, Any] = {":p": status_pk(status)}
+        condition = "status_pk = :p"
+        if since is not None:
+            condition += " AND status_sk >= :since"
+            values[":since"] = status_since(since)
         query: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": STATUS_INDEX,
-            "KeyConditionExpression": "status_pk = :p",
-            "ExpressionAttributeValues": _marshal({":p": status_pk(status)}),
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _marshal(values),
             "Limit": limit,
         }
         if next_token:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from typing import Any
 
 from signoff.domain.errors import InvalidPageToken
@@ -26,10 +27,22 @@ def status_pk(status: Status) -> str:
 
 
 def status_sk(cp: Checkpoint) -> str:
-    # Pending checkpoints sort by deadline (the ones about to time out first); decided ones,
-    # which have no live deadline, by creation time.
-    when = cp.deadline if cp.status is Status.PENDING and cp.deadline else cp.created_at
-    return f"{when.isoformat()}#{cp.id}"
+    # Pending checkpoints sort by deadline (the ones about to time out first); decided ones by
+    # decision time, so "decided since T" is one key range (the sweeper's unanswered-caller window)
+    # however many older decisions the table holds; creation time when neither is known.
+    return f"{status_time(cp).isoformat()}#{cp.id}"
+
+
+def status_time(cp: Checkpoint) -> datetime:
+    """The time a checkpoint sorts by within its status (see status_sk)."""
+    if cp.status is Status.PENDING:
+        return cp.deadline or cp.created_at
+    return cp.decided_at or cp.created_at
+
+
+def status_since(since: datetime) -> str:
+    """The lowest status_sk at or after `since` (the id follows the time, after '#')."""
+    return since.isoformat()
 
 
 def encode_token(key: dict[str, Any]) -> str:

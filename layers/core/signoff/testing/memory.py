@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from signoff.adapters.keys import decode_token, encode_token, status_sk
+from signoff.adapters.keys import decode_token, encode_token, status_since, status_sk
 from signoff.adapters.teams_store import SEEN_TTL_SECONDS
 from signoff.audit.events import AuditEvent
 from signoff.domain.cards import Card
@@ -65,14 +65,21 @@ class InMemoryCheckpointRepository:
             self._checkpoints[checkpoint.id] = checkpoint
             self._events[checkpoint.id].extend(events)
 
-    def list_by_status(self, status: Status, *, limit: int, next_token: str | None) -> CheckpointPage:
+    def list_by_status(
+        self, status: Status, *, limit: int, next_token: str | None, since: datetime | None = None
+    ) -> CheckpointPage:
+        lowest = status_since(since) if since is not None else ""
         after = ""
         if next_token:
             key = decode_token(next_token)
             if set(key) != {"sk", "status"} or key["status"] != status.value:
                 raise InvalidPageToken()
             after = key["sk"]
-        ordered = sorted((status_sk(cp), cp) for cp in list(self._checkpoints.values()) if cp.status is status)
+        ordered = sorted(
+            (status_sk(cp), cp)
+            for cp in list(self._checkpoints.values())
+            if cp.status is status and status_sk(cp) >= lowest
+        )
         page = [(sk, cp) for sk, cp in ordered if sk > after][: limit + 1]
         more = len(page) > limit
         page = page[:limit]

@@ -36,8 +36,9 @@ DECIDED = (Status.APPROVED, Status.DENIED, Status.EXPIRED, Status.CANCELLED)
 # Finalize answers within a minute or two of the decision, retries included (the webhook's
 # 45 s budget, three Step Functions retries 2-8 s apart): past this, nobody is going to.
 ANSWER_GRACE = timedelta(minutes=15)
-# Only recent decisions are looked at: an older unanswered one has paged for a day already, and
-# decided checkpoints are listed oldest first, so the window also bounds what is read in detail.
+# Only recent decisions are looked at: an older unanswered one has paged for a day already. The
+# status index sorts decided checkpoints by decision time, so the window is one key range: what a
+# sweep reads does not grow with the decisions the table keeps.
 LOOKBACK = timedelta(days=1)
 # Finalize runs seconds after the deadline; minutes of slack absorb a cold start, Lambda and
 # Step Functions retries and the status index's eventual consistency without paging anyone.
@@ -128,17 +129,17 @@ def _unanswered(
     repo: CheckpointRepository, now: datetime, *, page_size: int, max_pages: int
 ) -> tuple[list[Unanswered], bool]:
     """Decided checkpoints in the window [now - LOOKBACK, now - ANSWER_GRACE) whose webhook or
-    caller was never answered, and whether every decided page was read. Pages come oldest first
-    (by creation, and a checkpoint is created before it is decided): the first one created inside
-    the grace period ends the status."""
+    caller was never answered, and whether every decided page was read. Pages start at the
+    window and come in decision order: the first one decided inside the grace period ends the
+    status."""
     found: list[Unanswered] = []
     complete = True
     due, since = now - ANSWER_GRACE, now - LOOKBACK
     for status in DECIDED:
         token: str | None = None
         for _ in range(max_pages):
-            page = repo.list_by_status(status, limit=page_size, next_token=token)
-            done = any(cp.created_at >= due for cp in page.items)
+            page = repo.list_by_status(status, limit=page_size, next_token=token, since=since)
+            done = any(cp.decided_at is None or cp.decided_at >= due for cp in page.items)
             for cp in page.items:
                 if cp.decided_at is not None and since <= cp.decided_at < due and _finalized_by_workflow(cp):
                     waiting = _waiting(repo, cp)
