@@ -296,6 +296,18 @@ def test_a_click_after_the_decision_is_already_decided(g: Gates) -> None:
     _assert_refused(g, before, Refusal.ALREADY_DECIDED, actor(BOB), Act.APPROVE)
 
 
+@pytest.mark.parametrize("who", [actor(MALLORY), stranger()], ids=["outsider", "unknown-person"])
+def test_someone_who_may_not_act_learns_nothing_from_a_decided_card(g: Gates, who: Actor) -> None:
+    # Given a checkpoint Carol denied
+    cp = g.create("hard")
+    g.decisions.act(cp.id, actor(CAROL), Act.DENY, comment="not today")
+    # When someone who is not its approver or requester clicks its old card
+    result = g.decisions.act(cp.id, who, Act.APPROVE, comment="me too")
+    # Then the refusal is the same as before the decision: unauthorized, naming nobody
+    assert result.refusal is Refusal.UNAUTHORIZED
+    assert "Carol" not in result.message and "denied" not in result.message
+
+
 @pytest.mark.parametrize("after_deadline", [0, 1, 3600])
 def test_a_click_at_or_after_the_deadline_is_late(g: Gates, after_deadline: int) -> None:
     # Given a pending checkpoint whose deadline (escalation included) has come

@@ -82,6 +82,13 @@ def check(cp: Checkpoint, actor: Actor, act: Act, comment: str | None, now: date
         if can_see(cp, actor):
             return
         raise Refused(Refusal.UNAUTHORIZED, "Only this checkpoint's approvers and requester can see its details.")
+    # Who may act is checked before the checkpoint's state: someone who may not see it learns
+    # nothing from a refusal (not who decided it, nor when), and the answer a stranger gets does
+    # not depend on whether the approvers were faster.
+    if actor.person is None:
+        raise Refused(Refusal.UNAUTHORIZED, "You are not in Signoff's directory, so you cannot act on checkpoints.")
+    if not can_see(cp, actor):
+        raise Refused(Refusal.UNAUTHORIZED, "You are not an approver for this checkpoint.")
     if cp.status is not Status.PENDING:
         raise Refused(
             Refusal.ALREADY_DECIDED,
@@ -89,8 +96,6 @@ def check(cp: Checkpoint, actor: Actor, act: Act, comment: str | None, now: date
         )
     if cp.deadline is not None and now >= cp.deadline:
         raise Refused(Refusal.LATE, f"Too late: the deadline passed at {_when(cp.deadline)}.")
-    if actor.person is None:
-        raise Refused(Refusal.UNAUTHORIZED, "You are not in Signoff's directory, so you cannot act on checkpoints.")
     is_requester = actor.person == cp.request.requester.id
     if is_requester and act in (Act.APPROVE, Act.APPROVE_WITH_CONDITIONS) and not gate.requester_may_approve:
         raise Refused(Refusal.REQUESTER, "Separation of duties: the requester may not approve their own request.")
