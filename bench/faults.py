@@ -10,7 +10,9 @@ is approved by a signed click delivered twice (Slack retries deliveries); every 
 card gets `clickers` concurrent clicks at once (its approver, the requester, people who may not
 approve).
 
-Then it counts, from the API and the receiver: every checkpoint decided exactly once, every
+A checkpoint none of whose posts got through is decided by its workflow without a card (nobody
+could be reached) and counted as such. Then it counts, from the API and the receiver: every
+checkpoint decided exactly once, every
 gated checkpoint's webhook delivered once (one delivery id, one callback_delivered event; an auto
 gate's decision is its 200 response), every
 embedding workflow answered (its execution ended), no 5xx anywhere, every click either the one
@@ -79,6 +81,8 @@ class Run:
         self.statuses: Counter[int] = Counter()
         self.clicks = 0
         self.lock = threading.Lock()
+        self.problems: list[str] = []
+        self.uncarded: Counter[str] = Counter()  # decided without a card ever posted, by status
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
         status, answer = self.client.call(method, path, body, headers)
@@ -109,9 +113,27 @@ class Run:
         if status != 200:
             raise RuntimeError(f"sandbox click answered {status}: {answer}")
 
+    def carded(self, checkpoint_id: str, timeout: float = 600) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The checkpoint's cards once posted, or none once it was decided without one (nobody
+        could be reached: every post failed) or `timeout` passed; and the checkpoint."""
+        deadline = time.monotonic() + timeout
+        while True:
+            _, body = self.client.call("GET", f"/sandbox/api/cards/{checkpoint_id}?wait=30")
+            _, cp = self.client.call("GET", f"/v1/checkpoints/{checkpoint_id}")
+            cards = body.get("cards") if isinstance(body, dict) else None
+            if cards or cp.get("status") != "PENDING" or time.monotonic() > deadline:
+                return cards or [], cp
+
     def decide(self, checkpoint_id: str, crowd: bool) -> None:
-        cards = self.client.wait(f"/sandbox/api/cards/{checkpoint_id}", lambda b: b["cards"], timeout=600)["cards"]
-        cp = self.client.wait(f"/v1/checkpoints/{checkpoint_id}", lambda b: True)
+        cards, cp = self.carded(checkpoint_id)
+        if not cards:
+            with self.lock:
+                if cp.get("status") == "PENDING":
+                    _, execution = self.client.call("GET", f"/local/executions/{checkpoint_id}")
+                    self.problems.append(f"{checkpoint_id}: no card and still pending; execution {execution}")
+                else:
+                    self.uncarded[str(cp.get("status"))] += 1
+            return
         approver = cp["approvers"][0]
         if not crowd:
             self.click(approver, cards[0], checkpoint_id, "approve", deliveries=2)
@@ -128,17 +150,20 @@ class Run:
             list(pool.map(one, crowd_of))
 
 
-def _pending_by_request(client: Client) -> dict[str, str]:
+def _by_request(client: Client) -> dict[str, str]:
+    """Checkpoint id by request id, in every status (an embedded one may be decided already)."""
     found: dict[str, str] = {}
-    token = None
-    while True:
-        path = "/v1/checkpoints?status=pending&limit=100" + (f"&next_token={token}" if token else "")
-        _, page = client.call("GET", path)
-        for cp in page["items"]:
-            found[cp["request"]["request_id"]] = cp["id"]
-        token = page.get("next_token")
-        if not token:
-            return found
+    for status in ("pending", "approved", "denied", "expired", "cancelled"):
+        token = None
+        while True:
+            path = f"/v1/checkpoints?status={status}&limit=100" + (f"&next_token={token}" if token else "")
+            _, page = client.call("GET", path)
+            for cp in page["items"]:
+                found[cp["request"]["request_id"]] = cp["id"]
+            token = page.get("next_token")
+            if not token:
+                break
+    return found
 
 
 def run(url: str, archive: Path, checkpoints: int, clickers: int, crowd_every: int, workers: int) -> dict[str, Any]:
@@ -172,17 +197,22 @@ def run(url: str, archive: Path, checkpoints: int, clickers: int, crowd_every: i
     deadline = time.monotonic() + 600
     embedded = [c for c in created if c["kind"] == "embedded"]
     while embedded and time.monotonic() < deadline:
-        pending = _pending_by_request(client)
+        known = _by_request(client)
         for c in embedded:
-            c.setdefault("id", pending.get(c["request_id"]))
+            c["id"] = c.get("id") or known.get(c["request_id"])
         if all(c.get("id") for c in embedded):
             break
         time.sleep(1)
+    work.problems += [f"embedded request {c['request_id']}: no checkpoint found" for c in embedded if not c.get("id")]
+    created = [c for c in created if c.get("id")]
     gated = [c for c in created if c["kind"] != "auto"]
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda ic: work.decide(ic[1]["id"], ic[0] % crowd_every == 0), enumerate(gated)))
     for c in gated:
-        client.wait(f"/local/executions/{c['id']}", lambda b: b["status"] != "RUNNING", timeout=600)
+        try:
+            client.wait(f"/local/executions/{c['id']}", lambda b: b["status"] != "RUNNING", timeout=600)
+        except TimeoutError as exc:
+            work.problems.append(f"{c['id']}: its approval workflow still runs ({exc})")
     client.call("POST", "/local/drain")
     time.sleep(2)  # the last webhooks (delivered by Finalize before it returns) are in flight
     return _count(url, archive, client, work, created, receiver, time.monotonic() - started)
@@ -192,7 +222,7 @@ def _count(
     url: str, archive: Path, client: Client, work: Run, created: list[dict[str, Any]], receiver: Receiver, took: float
 ) -> dict[str, Any]:
     decided_once = delivered_once = one_delivery_id = votes = refused = card_failures = 0
-    problems: list[str] = []
+    problems: list[str] = list(work.problems)
     for c in created:
         _, events = client.call("GET", f"/v1/checkpoints/{c['id']}/events")
         types = Counter(e["type"] for e in events["items"])
@@ -230,6 +260,7 @@ def _count(
         "one_delivery_id_as_expected": one_delivery_id,
         "embedding_workflows": len(embedded),
         "embedding_workflows_answered": answered,
+        "decided_without_a_card": dict(work.uncarded),  # every post failed: nobody could be reached
         "clicks_sent": work.clicks,
         "votes": votes,
         "refusals_in_trail": refused,
@@ -246,6 +277,7 @@ def _count(
         and server_errors == 0
         and votes + refused == work.clicks  # every click is the one vote or an audited refusal
         and verify.returncode == 0
+        and not work.problems
     )
     return result
 
