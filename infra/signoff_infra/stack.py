@@ -152,7 +152,10 @@ class SignoffStack(cdk.Stack):
         nag.acknowledge(self, f"AwsSolutions-IAM5[Resource::<{nag.logical_id(table)}.Arn>/index/*]", nag.TABLE_INDEXES)
         for fn in (slack, notify, finalize):
             self.secrets.slack.grant_read(fn.function)
-        self.secrets.webhook.grant_read(finalize.function)
+        # Finalize signs checkpoint webhooks and helpdesk executor calls; the Slack function signs the
+        # executor call of a helpdesk request whose gate is auto (approved as the form is submitted).
+        for fn in (finalize, slack):
+            self.secrets.webhook.grant_read(fn.function)
         machine.grant_start_execution(intake.function)
         # The helpdesk's approvals: the form's first checkpoint (slack), each next step (finalize). By
         # ARN, not grant_*: the state machine depends on finalize, so finalize's role may not depend on it.
