@@ -10,6 +10,7 @@ the stack is synthesized with (SIGNOFF_HELPDESK)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import threading
@@ -25,6 +26,8 @@ import yaml
 
 from local.fake_slack import block_actions_payload, interactivity_body, signed_request, view_submission_payload
 from signoff.adapters.webhook import verify
+from signoff.audit.events import EventType, verify_chain
+from signoff.audit.records import event_from_record
 from tests.e2e.conftest import (
     FAST_POLICY,
     ROOT,
@@ -192,8 +195,13 @@ def test_an_access_request_becomes_a_checkpoint_the_manager_approves_and_the_aut
     button = next(e for e in buttons if e["action_id"] == "helpdesk:request")
     conversation = button["value"]
 
-    # When she opens the form: a modal with the class's fields
+    # Someone else's click on her button opens nothing
     views_before = len(signoff.slack()["views"])
+    _click(signoff, GRACE, bot, "helpdesk:request", conversation)
+    told = eventually(lambda: [e for e in signoff.slack()["ephemerals"] if e.get("user") == GRACE])
+    assert "Only the person who asked" in json.dumps(told) and len(signoff.slack()["views"]) == views_before
+
+    # When she opens the form: a modal with the class's fields
     _click(signoff, ALICE, bot, "helpdesk:request", conversation)
     view = eventually(lambda: next(iter(signoff.slack()["views"][views_before:]), None))
     assert view["callback_id"] == "helpdesk:approval" and view["private_metadata"] == conversation
@@ -257,6 +265,21 @@ def test_an_access_request_becomes_a_checkpoint_the_manager_approves_and_the_aut
         execution = eventually(lambda cid=checkpoint_id: _finished(signoff, cid))
         assert execution["status"] == "SUCCEEDED"
     assert len(stack.automation.received) == 1
+
+    # The conversation's own trail, as archived: the form, each checkpoint and decision, the result
+    assert signoff.call("POST", "/local/drain").status == 200
+    assert signoff.archive is not None
+    records = [json.loads(line) for f in sorted(signoff.archive.rglob("*.jsonl.gz")) for line in gzip.open(f, "rt")]
+    trail = sorted((event_from_record(r) for r in records if r["checkpoint_id"] == conversation), key=lambda e: e.seq)
+    assert verify_chain(trail) == [] and [e.seq for e in trail] == list(range(1, len(trail) + 1))
+    types = [e.type for e in trail]
+    assert types.count(EventType.HELPDESK_FORM_SUBMITTED) == 1 and types.count(EventType.HELPDESK_EXECUTED) == 1
+    requested = [e.data["checkpoint_id"] for e in trail if e.type is EventType.HELPDESK_APPROVAL_REQUESTED]
+    decisions = [e.data for e in trail if e.type is EventType.HELPDESK_APPROVAL_DECIDED]
+    decided = [(d["checkpoint_id"], d["status"]) for d in decisions]
+    assert requested == [first, second] and decided == [(first, "APPROVED"), (second, "APPROVED")]
+    assert next(e.data for e in trail if e.type is EventType.HELPDESK_EXECUTED)["delivered"] is True
+    assert "/hooks/access-grant" not in json.dumps([e.data for e in trail])  # the executor's host only
 
 
 def _finished(signoff: LocalSignoff, checkpoint_id: str) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from signoff.adapters.lambda_invoke import SelfInvoke
     from signoff.domain.helpdesk.router import Helpdesk
+    from signoff.domain.models import Checkpoint
     from signoff.domain.policy import LoadedPolicy
     from signoff.domain.routing import LoadedRouting
     from signoff.ports import (
@@ -246,7 +247,7 @@ class _Deferred:
     def __init__(self, build: Callable[[], DecisionListener]) -> None:
         self._build = build
 
-    def decided(self, checkpoint: Any) -> None:
+    def decided(self, checkpoint: Checkpoint) -> None:
         self._build().decided(checkpoint)
 
 
