@@ -1,8 +1,8 @@
 """CDK app: `python infra/app.py` (or `cdk synth`) synthesizes Signoff offline.
 
 The policy and routing files are validated first: an invalid one stops synthesis with
-`path: reason` lines, so a broken policy never deploys. SIGNOFF_POLICY / SIGNOFF_ROUTING pick
-other files."""
+`path: reason` lines, so a broken policy never deploys. SIGNOFF_POLICY / SIGNOFF_ROUTING /
+SIGNOFF_HELPDESK pick other files."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def build_app(
 ) -> tuple[cdk.App, SignoffStack]:
     path = (policy_path or Path(os.environ.get("SIGNOFF_POLICY", ROOT / "signoff.yaml"))).resolve()
     routing = (routing_path or Path(os.environ.get("SIGNOFF_ROUTING", ROOT / "routing.yaml"))).resolve()
+    helpdesk = Path(os.environ.get("SIGNOFF_HELPDESK", ROOT / "helpdesk.yaml")).resolve()
     policy = load_policy(path)  # raises PolicyError: synthesis stops here
     load_routing(routing)  # so does an invalid routing file
     app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"))
@@ -38,6 +39,7 @@ def build_app(
         policy=policy,
         policy_path=path,
         routing_path=routing,
+        helpdesk_path=helpdesk,
         example=example,
         teams=teams,
         description="Signoff checkpoint service",

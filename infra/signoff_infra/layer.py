@@ -58,7 +58,8 @@ def _tree_digest(paths: list[Path]) -> str:
         for file in files:
             if "__pycache__" in file.parts or file.suffix == ".pyc":
                 continue
-            digest.update(str(file.relative_to(ROOT)).encode())
+            # A file from outside the repository (a test's helpdesk.yaml) counts by its name.
+            digest.update(str(file.relative_to(ROOT) if file.is_relative_to(ROOT) else file.name).encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()
 
@@ -83,9 +84,10 @@ def _dependencies() -> Path:
 
 @jsii.implements(cdk.ILocalBundling)
 class _LocalBundler:
-    def __init__(self, policy_path: Path, routing_path: Path) -> None:
+    def __init__(self, policy_path: Path, routing_path: Path, helpdesk_path: Path = HELPDESK_PATH) -> None:
         self.policy_path = policy_path
         self.routing_path = routing_path
+        self.helpdesk_path = helpdesk_path
 
     def try_bundle(self, output_dir: str, options: Any) -> bool:  # noqa: ARG002 (jsii passes the options positionally)
         python = Path(output_dir) / "python"
@@ -99,7 +101,7 @@ class _LocalBundler:
                 shutil.copyfile(part, target)
         shutil.copyfile(self.policy_path, Path(output_dir) / "signoff.yaml")
         shutil.copyfile(self.routing_path, Path(output_dir) / "routing.yaml")
-        shutil.copyfile(HELPDESK_PATH, Path(output_dir) / "helpdesk.yaml")
+        shutil.copyfile(self.helpdesk_path, Path(output_dir) / "helpdesk.yaml")
         shutil.copytree(KNOWLEDGE_DIR, Path(output_dir) / KNOWLEDGE_DIR.name, dirs_exist_ok=True)
         return True
 
@@ -107,7 +109,15 @@ class _LocalBundler:
 class CoreLayer(Construct):
     """The layer every Signoff function runs on."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, policy_path: Path, routing_path: Path) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        policy_path: Path,
+        routing_path: Path,
+        helpdesk_path: Path = HELPDESK_PATH,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.layer = lambda_.LayerVersion(
             self,
@@ -120,11 +130,11 @@ class CoreLayer(Construct):
                 # The asset changes when the package, its requirements or the policy change.
                 asset_hash_type=cdk.AssetHashType.CUSTOM,
                 asset_hash=_tree_digest(
-                    [*PACKAGE_PARTS, REQUIREMENTS, policy_path, routing_path, HELPDESK_PATH, KNOWLEDGE_DIR]
+                    [*PACKAGE_PARTS, REQUIREMENTS, policy_path, routing_path, helpdesk_path, KNOWLEDGE_DIR]
                 ),
                 bundling=cdk.BundlingOptions(
                     image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
-                    local=cast(cdk.ILocalBundling, _LocalBundler(policy_path, routing_path)),
+                    local=cast(cdk.ILocalBundling, _LocalBundler(policy_path, routing_path, helpdesk_path)),
                 ),
             ),
         )

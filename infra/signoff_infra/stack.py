@@ -15,7 +15,7 @@ from signoff_infra.api import SignoffApi
 from signoff_infra.audit import AuditArchive
 from signoff_infra.data import DataTables
 from signoff_infra.embed import ExampleReleaseWorkflow
-from signoff_infra.layer import CoreLayer
+from signoff_infra.layer import HELPDESK_PATH, CoreLayer
 from signoff_infra.monitoring import Monitoring
 from signoff_infra.secrets import Secrets
 from signoff_infra.waf import ApiFirewall
@@ -37,6 +37,7 @@ class SignoffStack(cdk.Stack):
         policy: LoadedPolicy,
         policy_path: Path,
         routing_path: Path,
+        helpdesk_path: Path = HELPDESK_PATH,
         example: bool = False,
         teams: bool = False,
         **kwargs: Any,
@@ -45,7 +46,9 @@ class SignoffStack(cdk.Stack):
         self.policy = policy
         self.data = DataTables(self, "Data")
         self.secrets = Secrets(self, "Secrets", teams=teams)
-        self.core = CoreLayer(self, "Core", policy_path=policy_path, routing_path=routing_path)
+        self.core = CoreLayer(
+            self, "Core", policy_path=policy_path, routing_path=routing_path, helpdesk_path=helpdesk_path
+        )
 
         # Named up front so functions can know the ARN without depending on the state machine
         # (which depends on them).
@@ -67,7 +70,11 @@ class SignoffStack(cdk.Stack):
         }
         if self.secrets.teams is not None:
             env["TEAMS_SECRET_ARN"] = self.secrets.teams.secret_arn  # Teams is a surface: post there too
-        self.workflow = ApprovalWorkflow(self, "Approval", layer=self.core.layer, environment=env, name=approval_name)
+        # Finalize carries a helpdesk approval on (its conversation, the next step, the executor).
+        workflow_env = {**env, "IDEMPOTENCY_TABLE_NAME": self.data.idempotency.table_name}
+        self.workflow = ApprovalWorkflow(
+            self, "Approval", layer=self.core.layer, environment=workflow_env, name=approval_name
+        )
         self.api = SignoffApi(self, "Api", data=self.data, layer=self.core.layer, environment=env, teams=teams)
         if self.node.try_get_context("waf") in (True, "true", "1"):
             # Optional: rate-based rules and IP reputation in front of the stage (`-c waf=true`).
@@ -145,8 +152,15 @@ class SignoffStack(cdk.Stack):
         nag.acknowledge(self, f"AwsSolutions-IAM5[Resource::<{nag.logical_id(table)}.Arn>/index/*]", nag.TABLE_INDEXES)
         for fn in (slack, notify, finalize):
             self.secrets.slack.grant_read(fn.function)
-        self.secrets.webhook.grant_read(finalize.function)
+        # Finalize signs checkpoint webhooks and helpdesk executor calls; the Slack function signs the
+        # executor call of a helpdesk request whose gate is auto (approved as the form is submitted).
+        for fn in (finalize, slack):
+            self.secrets.webhook.grant_read(fn.function)
         machine.grant_start_execution(intake.function)
+        # The helpdesk's approvals: the form's first checkpoint (slack), each next step (finalize). By
+        # ARN, not grant_*: the state machine depends on finalize, so finalize's role may not depend on it.
+        for fn in (slack, finalize):
+            fn.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.approval_arn]))
         # The approval workflow's own tokens: decisions (chat), cancellations (intake), late notify.
         deciders = (intake, slack, notify, *([self.api.teams] if self.api.teams else []))
         for fn in deciders:

@@ -25,6 +25,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_POLICY = ROOT / "tests" / "e2e" / "policy-fast.yaml"
+# This checkout's `signoff` before the one the virtualenv was installed from (a git worktree shares
+# the main checkout's virtualenv, whose editable install points at the main checkout).
+PYTHONPATH = os.pathsep.join([str(ROOT / "infra"), str(ROOT / "layers" / "core")])
 SIGNING_SECRET = "signoff-local-signing-secret"  # the local stack's documented default
 # What the Slack app answers when a concurrent write won the checkpoint's optimistic lock.
 BUSY = "nothing was recorded: please try again"
@@ -186,7 +189,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, variant: dict[str, str
     with (shared / f"cdk.out-{key}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (outdir / "Signoff.template.json").exists():
-            env = {**os.environ, "PYTHONPATH": str(ROOT / "infra"), "CDK_OUTDIR": str(outdir), **variant}
+            env = {**os.environ, "PYTHONPATH": PYTHONPATH, "CDK_OUTDIR": str(outdir), **variant}
             subprocess.run(
                 [sys.executable, str(ROOT / "infra" / "app.py")], cwd=ROOT, env=env, check=True, capture_output=True
             )
@@ -201,7 +204,7 @@ def start_local(tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> I
     archive = tmp_path_factory.mktemp("archive")
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT / "infra"),
+        "PYTHONPATH": PYTHONPATH,
         "CDK_OUTDIR": str(outdir),
         "SIGNOFF_ARCHIVE": str(archive),
         **variant,

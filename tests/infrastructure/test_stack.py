@@ -188,3 +188,19 @@ def test_teams_is_opt_in_and_its_route_is_verified_by_the_bot_jwt(tmp_path: Path
         for f in functions
         if "notify" in json.dumps(f)
     )
+
+
+def test_only_intake_slack_and_finalize_start_approvals_each_on_the_approval_state_machine_alone(
+    body: dict[str, Any],
+) -> None:
+    """The helpdesk's approvals start executions from the Slack function (the form's first step)
+    and Finalize (each next step); by the machine's ARN, never a wildcard."""
+    starters: dict[str, str] = {}
+    for name, policy in resources(body, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "states:StartExecution" in actions:
+                starters[name] = json.dumps(statement["Resource"])
+    assert sorted(n.split("Role")[0] for n in starters) == ["ApiIntake", "ApiSlack", "ApprovalFinalize"]
+    for name, resource in starters.items():
+        assert "*" not in resource and ("-approval" in resource or "ApprovalStateMachine" in resource), name

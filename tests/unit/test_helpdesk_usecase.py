@@ -137,7 +137,7 @@ def test_an_access_request_states_the_boundary_and_grants_nothing(world: World) 
     assert conv.triage.route is Route.APPROVAL
     kind, *_rest, reply = world.chat.posts[0]
     assert kind == "dm"  # privileged: never in a public thread
-    assert "must approve it" in reply.text and reply.actions == [HelpdeskAction.HUMAN]
+    assert "must approve it" in reply.text and reply.actions == [HelpdeskAction.REQUEST, HelpdeskAction.HUMAN]
     assert world.tickets.tickets == []
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from signoff.adapters.lambda_invoke import SelfInvoke
     from signoff.domain.helpdesk.router import Helpdesk
+    from signoff.domain.models import Checkpoint
     from signoff.domain.policy import LoadedPolicy
     from signoff.domain.routing import LoadedRouting
     from signoff.ports import (
@@ -41,15 +42,18 @@ if TYPE_CHECKING:
         CheckpointRepository,
         Clock,
         ConversationRepository,
+        DecisionListener,
         Ticketing,
         Workflow,
     )
     from signoff.surfaces.slack.chat import SlackChat
     from signoff.surfaces.slack.helpdesk import HelpdeskListeners
+    from signoff.surfaces.slack.helpdesk_approvals import HelpdeskApprovalListeners
     from signoff.surfaces.teams.app import TeamsApp
     from signoff.surfaces.teams.connector import BotConnector
     from signoff.usecases.decisions import DecisionService
     from signoff.usecases.helpdesk import HelpdeskService
+    from signoff.usecases.helpdesk_approvals import HelpdeskApprovals
     from signoff.usecases.intake import CheckpointService
     from signoff.usecases.workflow_steps import Steps
 
@@ -81,7 +85,8 @@ def _piece(name: str) -> Callable[[Callable[[], T]], Callable[[], T]]:
 def override(**pieces: Any) -> None:
     """Install pieces by name (policy, routing, clock, repository, workflow, api, decisions, chats,
     slack_chat, teams_chat, teams_connector, callbacks, steps, archive, slack_handler, teams_app,
-    self_invoke, helpdesk, conversations, ticketing, helpdesk_service, event_claims); `reset()` undoes it."""
+    self_invoke, helpdesk, conversations, ticketing, helpdesk_service, event_claims, helpdesk_approvals);
+    `reset()` undoes it."""
     _overrides.update({k: v for k, v in pieces.items() if v is not None})
 
 
@@ -224,7 +229,39 @@ def steps() -> Steps:
         chats=chats(),
         callbacks=callbacks(),
         decisions=decisions(),
+        listeners=decision_listeners(),
     )
+
+
+def decision_listeners() -> list[DecisionListener]:
+    """Who Finalize tells of a decision: the helpdesk's approvals, where this deployment serves the
+    helpdesk. Built on the first decision, not with the steps: Notify never needs the helpdesk."""
+    if "helpdesk_approvals" not in _overrides and not helpdesk_configured():
+        return []
+    return [_Deferred(helpdesk_approvals)]
+
+
+class _Deferred:
+    """A DecisionListener built on first use."""
+
+    def __init__(self, build: Callable[[], DecisionListener]) -> None:
+        self._build = build
+
+    def decided(self, checkpoint: Checkpoint) -> None:
+        self._build().decided(checkpoint)
+
+
+@_piece("helpdesk_approvals")
+def helpdesk_approvals() -> HelpdeskApprovals:
+    """Approval forms to checkpoints (the same policy, routing and workflow as intake) and the
+    executor webhook (signed with the callback key, like any checkpoint's webhook)."""
+    from signoff.usecases.helpdesk_approvals import HelpdeskApprovals
+    from signoff.usecases.intake import CheckpointService
+
+    checkpoints = CheckpointService(
+        repo=repository(), policy=policy(), clock=clock(), routing=routing(), workflow=workflow()
+    )
+    return HelpdeskApprovals(helpdesk_service(), checkpoints, routing(), executor=callbacks())
 
 
 @_piece("helpdesk_service")
@@ -257,6 +294,15 @@ def helpdesk_listeners() -> HelpdeskListeners | None:
         HelpdeskSettings.from_env().idempotency_table_name, prefix="slack-event#"
     )
     return HelpdeskListeners(helpdesk_service(), claims)
+
+
+def helpdesk_approval_listeners() -> HelpdeskApprovalListeners | None:
+    """The helpdesk's approval form on Slack, when this deployment serves the helpdesk."""
+    if "helpdesk_approvals" not in _overrides and not helpdesk_configured():
+        return None
+    from signoff.surfaces.slack.helpdesk_approvals import HelpdeskApprovalListeners
+
+    return HelpdeskApprovalListeners(helpdesk_approvals())
 
 
 # -- chat surfaces -------------------------------------------------------------------------------
@@ -306,6 +352,7 @@ def slack_handler() -> SlackRequestHandler:
         chats=chats(),
         bot_token=lambda: credentials(settings.slack_secret_arn).bot_token,  # cached; a rotation lands in 5 min
         helpdesk=helpdesk_listeners(),
+        helpdesk_approvals=helpdesk_approval_listeners(),
     )
     return request_handler(app)
 

@@ -156,6 +156,14 @@ class Callbacks(Protocol):
         """POST the HMAC-signed body with retries; (delivered, detail)."""
 
 
+class DecisionListener(Protocol):
+    """Told by Finalize of every decided checkpoint (after the caller and the webhook), so a use
+    case that created checkpoints can carry on (the helpdesk's approvals). Must be idempotent:
+    Finalize may run again; must ignore checkpoints that are not its own."""
+
+    def decided(self, checkpoint: Checkpoint) -> None: ...
+
+
 class Archive(Protocol):
     """Where archived audit events go: write-once objects by key."""
 
@@ -233,6 +241,7 @@ class HelpdeskAction(StrEnum):
     CLAIM = "claim"
     RESOLVED = "resolved"
     BACK = "back"  # Back to the bot
+    REQUEST = "request"  # Fill in the request: opens the approval form (an approval class with a flow)
 
 
 class HelpdeskReply(BaseModel):

@@ -40,6 +40,10 @@ class EventType(StrEnum):
     HELPDESK_RESOLVED = "helpdesk_resolved"
     HELPDESK_RETURNED = "helpdesk_returned"  # "back to the bot"
     HELPDESK_REFUSED = "helpdesk_refused"  # a click the rules do not allow (e.g. claiming one's own request)
+    HELPDESK_FORM_SUBMITTED = "helpdesk_form_submitted"  # the approval form's field names (answers on the conversation)
+    HELPDESK_APPROVAL_REQUESTED = "helpdesk_approval_requested"  # a step's checkpoint created (id, gate, approvers)
+    HELPDESK_APPROVAL_DECIDED = "helpdesk_approval_decided"  # a step's checkpoint decided (status, by)
+    HELPDESK_EXECUTED = "helpdesk_executed"  # the executor webhook's result (delivered or why not)
 
 
 class AuditEvent(BaseModel):

@@ -3,6 +3,7 @@ goes (team channel, release channel, escalation route; DMs or private channels f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -166,11 +167,16 @@ class LoadedRouting(BaseModel):
         requester_may_approve: bool,
         escalation_route: str | None,
         at: datetime,
+        named: Sequence[str] | None = None,
     ) -> list[str]:
-        """Person ids allowed to approve, sorted; the requester removed under separation of duties."""
+        """Person ids allowed to approve, sorted; the requester removed under separation of duties.
+        `named`: the people a request names (a helpdesk form's manager) approve instead of the
+        service's team and the environment's roles; the escalation route still applies."""
         r = self.routing
         eligible: set[str] = set()
-        if action in r.actions:
+        if named is not None:
+            eligible.update(p for p in named if self.routing.person(p) is not None)
+        elif action in r.actions:
             for role in r.actions[action].approver_roles:
                 eligible.update(r.roles[role].members)
         else:

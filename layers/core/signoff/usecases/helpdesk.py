@@ -132,8 +132,11 @@ class HelpdeskService:
                 self.repo.remember_question(conv.channel, conv.question_key, conv.id, now)
             return conv
         if triage.route is Route.APPROVAL:
-            # The boundary, and a person on request; the approval form and checkpoint come later.
-            return self._post(conv, triage.message, [HelpdeskAction.HUMAN])
+            # The boundary, the form where the class has an approval flow (usecases/helpdesk_approvals.py),
+            # and a person on request.
+            flow = self.config.classes[triage.class_name].approval
+            actions = [HelpdeskAction.REQUEST, HelpdeskAction.HUMAN] if flow else [HelpdeskAction.HUMAN]
+            return self._post(conv, triage.message, actions)
         return self._hand_off(conv, actor=conv.asker, stopped_because=None)
 
     def _earlier_answer(self, conv: Conversation) -> tuple[str, str] | None:
@@ -282,6 +285,8 @@ class HelpdeskService:
                 return self._resolve(conv, user)
             case HelpdeskAction.BACK:
                 return self._back(conv, user)
+            case HelpdeskAction.REQUEST:  # the surface opens the form itself (it needs the click's trigger)
+                return "Fill in the form that opened; nothing is sent until you submit it."
 
     def _feedback(self, conv: Conversation, action: HelpdeskAction, user: str) -> str:
         if conv.feedback.get(user) == action.value:
@@ -349,6 +354,24 @@ class HelpdeskService:
 
     def _tell(self, conv: Conversation, text: str) -> None:
         self._send(conv, HelpdeskReply(conversation_id=conv.id, text=text))
+
+    # -- for the approvals use case (usecases/helpdesk_approvals.py) ---------------------------------
+
+    def tell_thread(self, conv: Conversation, text: str) -> Posted:
+        """A follow-up where the asker reads the bot's reply: under the bot's DM for a DM-only class
+        asked elsewhere, else as the triage's visibility allows."""
+        reply = HelpdeskReply(conversation_id=conv.id, text=text)
+        if conv.triage.visibility is Visibility.DM and conv.source != "dm" and conv.reply_channel and conv.reply_ts:
+            return self.chat.reply(conv.reply_channel, conv.reply_ts, reply)
+        return self._send(conv, reply)
+
+    def record(
+        self,
+        conversation_id: str,
+        decide: Callable[[Conversation], tuple[dict[str, Any], list[tuple[EventType, str, dict[str, Any]]]]],
+    ) -> Conversation:
+        """Apply (updates, events) decided from the current conversation; see `_apply`."""
+        return self._apply(conversation_id, lambda current: _Step(*decide(current)))
 
     # -- the trail -----------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -91,21 +92,30 @@ class CheckpointService:
         caller: str,
         idempotency_key: str | None,
         caller_token: str | None = None,
+        approvers: Sequence[str] | None = None,
     ) -> Checkpoint:
         """Score the request and store the checkpoint; an auto gate is decided at once, a soft or
         hard gate starts the approval workflow. `caller_token` is an embedding workflow's task
-        token, answered when the checkpoint is decided."""
+        token, answered when the checkpoint is decided. `approvers`: the people the request names
+        (the helpdesk's manager step), routed like any approvers (escalation, separation of duties)."""
         assessment = self.score(request)  # validates before anything is written
         if idempotency_key is None:
-            return self._store(request, assessment, caller, new_checkpoint_id(self.clock.now()), caller_token)
-        return self._create_with_key(request, assessment, caller, idempotency_key, caller_token)
+            checkpoint_id = new_checkpoint_id(self.clock.now())
+            return self._store(request, assessment, caller, checkpoint_id, caller_token, approvers)
+        return self._create_with_key(request, assessment, caller, idempotency_key, caller_token, approvers)
 
     def _create_with_key(
-        self, request: CheckpointRequest, assessment: Assessment, caller: str, key: str, caller_token: str | None
+        self,
+        request: CheckpointRequest,
+        assessment: Assessment,
+        caller: str,
+        key: str,
+        caller_token: str | None,
+        approvers: Sequence[str] | None = None,
     ) -> Checkpoint:
         checkpoint_id = idempotent_checkpoint_id(caller, key)
         try:
-            return self._store(request, assessment, caller, checkpoint_id, caller_token)
+            return self._store(request, assessment, caller, checkpoint_id, caller_token, approvers)
         except AlreadyExists:
             existing = self.repo.get(checkpoint_id)
             if existing.request != request:
@@ -119,6 +129,7 @@ class CheckpointService:
         caller: str,
         checkpoint_id: str,
         caller_token: str | None = None,
+        approvers: Sequence[str] | None = None,
     ) -> Checkpoint:
         now = self.clock.now()
         gate = assessment.gate
@@ -131,7 +142,7 @@ class CheckpointService:
             request=request,
             assessment=assessment,
             caller=caller,
-            approvers=[] if auto else self._approvers(request, assessment, now),
+            approvers=[] if auto else self._approvers(request, assessment, now, approvers),
         )
         requested = Entry(
             EventType.REQUESTED,
@@ -160,7 +171,9 @@ class CheckpointService:
             self.repo.put_caller_token(checkpoint.id, caller_token)
         return self.open_gate(checkpoint)
 
-    def _approvers(self, request: CheckpointRequest, assessment: Assessment, now: datetime) -> list[str]:
+    def _approvers(
+        self, request: CheckpointRequest, assessment: Assessment, now: datetime, named: Sequence[str] | None = None
+    ) -> list[str]:
         if self.routing is None:
             return []
         return self.routing.approvers(
@@ -171,6 +184,7 @@ class CheckpointService:
             requester_may_approve=assessment.gate.requester_may_approve,
             escalation_route=assessment.gate.escalation_route,
             at=now,
+            named=named,
         )
 
     def open_gate(self, cp: Checkpoint) -> Checkpoint:

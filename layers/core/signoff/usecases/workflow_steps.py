@@ -37,6 +37,7 @@ from signoff.ports import (
     ChatFailure,
     CheckpointRepository,
     Clock,
+    DecisionListener,
     ExplainingChat,
     TaskToken,
     Workflow,
@@ -83,6 +84,8 @@ class Steps:
     chats: list[Chat]
     callbacks: Callbacks | None
     decisions: DecisionService
+    # Told of every decision after it has left (e.g. the helpdesk: the thread, the next step, the executor).
+    listeners: Sequence[DecisionListener] = ()
 
     # -- Notify -------------------------------------------------------------------------------
 
@@ -217,7 +220,7 @@ class Steps:
                 metrics.add_metric(name="Expired", unit=MetricUnit.Count, value=1)
         # The decision leaves first, each way on its own: one failing must not hold the other.
         errors: list[Exception] = []
-        for deliver in (self._answer_caller, self._call_back):
+        for deliver in (self._answer_caller, self._call_back, self._tell_listeners):
             try:
                 deliver(cp)
             except Exception as exc:  # noqa: BLE001 - raised below, after the rest has run
@@ -245,6 +248,18 @@ class Steps:
             return Change(entries=[Entry(type_, "signoff", {"url": url, "detail": detail})])
 
         apply_change(self.repo, self.clock, cp.id, record)
+
+    def _tell_listeners(self, cp: Checkpoint) -> None:
+        """Each listener on its own: one failing does not keep the decision from the others (they
+        are idempotent, so Finalize's retry tells them all again)."""
+        errors: list[Exception] = []
+        for listener in self.listeners:
+            try:
+                listener.decided(cp)
+            except Exception as exc:  # noqa: BLE001 - logged by the caller, raised below
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def _answer_caller(self, cp: Checkpoint) -> None:
         """Answer an embedding workflow's token once, and record that it was (the sweeper looks

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from signoff.domain.errors import PolicyError
 from signoff.domain.policy import _SEMVER, PROBLEMS, Seconds, canonical_json, validation_problems
+from signoff.domain.urls import callback_refusal, loopback_allowed
 
 
 class Route(StrEnum):
@@ -89,10 +90,20 @@ class Queue(_Strict):
     area: str = Field(min_length=1)
 
 
+class FormInput(StrEnum):
+    """How the approval modal asks for a field: typed text, a person of the workspace, or one of
+    the class's systems (its `approval.systems`)."""
+
+    TEXT = "text"
+    PERSON = "person"
+    SYSTEM = "system"
+
+
 class FormField(_Strict):
     name: str = Field(pattern=r"^[a-z_]+$")
     label: str = Field(min_length=1)
     required: bool = True
+    input: FormInput = FormInput.TEXT
     # Words or phrases whose presence in the request means the asker already gave this field.
     detect: list[str] = Field(default_factory=list)
 
@@ -105,6 +116,35 @@ class Form(_Strict):
     fields: list[FormField] = Field(min_length=1)
 
 
+class ApprovalStep(StrEnum):
+    """Who approves one step of a helpdesk approval: the person the form names as manager, or the
+    team that owns the system (routing.yaml's service of that name)."""
+
+    MANAGER = "manager"
+    SYSTEM_OWNER = "system_owner"
+
+
+class ApprovalFlow(_Strict):
+    """How an approval class becomes Signoff checkpoints (usecases/helpdesk_approvals.py): one per
+    step, in order, each created only once the one before is approved; on the last approval the
+    executor (the organisation's automation) receives a signed webhook."""
+
+    steps: list[ApprovalStep] = Field(min_length=1, max_length=5)
+    action: str = Field(pattern=r"^[a-z][a-z0-9-]{1,62}$", description="the checkpoint's action")
+    environment: str = Field(min_length=1, description="the checkpoint's environment (one of the policy's)")
+    executor: str = Field(max_length=2048, description="https only, checked like a checkpoint's callback_url")
+    systems: list[str] = Field(default_factory=list, description="routing.yaml services the form offers")
+
+    @model_validator(mode="after")
+    def _executor_allowed(self) -> ApprovalFlow:
+        refusal = callback_refusal(self.executor, allow_loopback=loopback_allowed())
+        if refusal:
+            raise ValueError(f"executor: {refusal}")
+        if ApprovalStep.SYSTEM_OWNER in self.steps and not self.systems:
+            raise ValueError("systems: a system_owner step needs the systems the form offers")
+        return self
+
+
 class RequestClass(_Strict):
     description: str = Field(min_length=1)
     route: Route
@@ -115,6 +155,7 @@ class RequestClass(_Strict):
     privileged: bool = False  # never answered publicly, never done by the model alone
     personal: bool = False  # about the asker's own account or data: never answered publicly
     form: str | None = None
+    approval: ApprovalFlow | None = None  # absent: the bot states its boundary and offers a person
     next_step: str = Field(min_length=1)
     examples: list[str] = Field(min_length=3)
 
@@ -227,12 +268,30 @@ def _class_problems(name: str, cls: RequestClass, config: HelpdeskConfig) -> lis
         problems.append(f"{path}.form: names unknown form {cls.form!r} (forms: {', '.join(config.forms)})")
     if cls.route is Route.APPROVAL and cls.form is None:
         problems.append(f"{path}.form: an approval class needs a form")
+    if cls.approval is not None:
+        problems += _approval_problems(path, cls, cls.approval, config)
     if (cls.privileged or cls.personal) and cls.visibility is Visibility.PUBLIC_THREAD:
         problems.append(f"{path}.visibility: a privileged or personal class is never answered in a public thread")
     if cls.privileged and cls.route is Route.ANSWER:
         problems.append(f"{path}.route: a privileged class is never answered by the model alone")
     if cls.route is Route.INCIDENT and config.queues.get(cls.queue) and not config.queues[cls.queue].oncall:
         problems.append(f"{path}.queue: an incident class needs a queue with an on-call rotation")
+    return problems
+
+
+def _approval_problems(path: str, cls: RequestClass, flow: ApprovalFlow, config: HelpdeskConfig) -> list[str]:
+    """An approval flow needs a form asking for what its steps use."""
+    if cls.route is not Route.APPROVAL:
+        return [f"{path}.approval: only an approval class has an approval flow"]
+    form = config.forms.get(cls.form or "")
+    if form is None:
+        return []  # reported as an unknown form
+    inputs = {f.input for f in form.fields if f.required}
+    problems = []
+    needs = {ApprovalStep.MANAGER: FormInput.PERSON, ApprovalStep.SYSTEM_OWNER: FormInput.SYSTEM}
+    for step, needed in needs.items():
+        if step in flow.steps and needed not in inputs:
+            problems.append(f"{path}.approval.steps: a {step} step needs a required {needed} field in {cls.form!r}")
     return problems
 
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from signoff.domain.helpdesk.approvals import ApprovalRecord
 from signoff.domain.helpdesk.models import Triage
 from signoff.domain.helpdesk.text import terms
 
@@ -61,5 +62,6 @@ class Conversation(BaseModel):
     ticket_url: str | None = None
     claimed_by: str | None = None
     feedback: dict[str, str] = Field(default_factory=dict)  # Slack user id -> helpful | not_helpful
+    approval: ApprovalRecord | None = None  # the submitted approval form and its steps' checkpoints
     audit_seq: int = 0
     audit_head: str = ""

@@ -48,6 +48,7 @@ from signoff.usecases.followups import Followups
 
 if TYPE_CHECKING:
     from signoff.surfaces.slack.helpdesk import HelpdeskListeners
+    from signoff.surfaces.slack.helpdesk_approvals import HelpdeskApprovalListeners
 
 ACTION_ID = re.compile(r"^signoff:(?P<act>[a-z_]{1,40})$")
 FORM_ID = re.compile(r"^signoff_form:")
@@ -431,6 +432,7 @@ def build_app(
     bot_token: Callable[[], str] | None = None,
     teams: Collection[str] | None = None,
     helpdesk: HelpdeskListeners | None = None,
+    helpdesk_approvals: HelpdeskApprovalListeners | None = None,
 ) -> App:
     """The Slack app. `client` is the Web API client (its base_url, retries and token);
     `directory` maps clickers to people (default: on `client`, with its 5-minute group cache);
@@ -506,6 +508,10 @@ def build_app(
         # Imported here: a deployment without the helpdesk never loads its router.
         from signoff.surfaces.slack.helpdesk import register as register_helpdesk
 
+        if helpdesk_approvals is not None:  # first: the helpdesk's own listener takes every helpdesk: action
+            from signoff.surfaces.slack.helpdesk_approvals import register as register_approvals
+
+            register_approvals(app, helpdesk_approvals)
         register_helpdesk(app, helpdesk)
     return app
 

@@ -42,7 +42,9 @@ LABELS = {
     HelpdeskAction.CLAIM: "Claim",
     HelpdeskAction.RESOLVED: "Resolved",
     HelpdeskAction.BACK: "Back to the bot",
+    HelpdeskAction.REQUEST: "Fill in the request",
 }
+PRIMARY = (HelpdeskAction.HUMAN, HelpdeskAction.CLAIM, HelpdeskAction.REQUEST)
 USAGE = "Usage: `/ask-it <your question>`: I answer, start an approval or find a person."
 
 
@@ -71,7 +73,11 @@ def reply_blocks(reply: HelpdeskReply) -> list[dict[str, Any]]:
                         "action_id": f"helpdesk:{a.value}",
                         "text": {"type": "plain_text", "text": LABELS[a]},
                         "value": reply.conversation_id,
-                        **({"style": "primary"} if a in (HelpdeskAction.HUMAN, HelpdeskAction.CLAIM) else {}),
+                        **(
+                            {"style": "primary"}
+                            if a in (HelpdeskAction.HUMAN, HelpdeskAction.CLAIM, HelpdeskAction.REQUEST)
+                            else {}
+                        ),
                     }
                     for a in reply.actions
                 ],
