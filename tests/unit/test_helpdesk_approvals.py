@@ -182,6 +182,7 @@ def test_only_the_asker_may_open_the_form_and_someone_else_trying_is_audited(wor
     [
         ({"manager": ALICE}, "manager", "cannot approve your own request"),
         ({"manager": "U0NOBODY"}, "manager", "not in Signoff's directory"),
+        ({"manager": BOB}, "manager", "as the directory names them"),  # Alice's manager is Grace
         ({"system": "the-mainframe"}, "system", "Choose one of the listed systems"),
         ({"justification": "  "}, "justification", "Please give why you need it"),
         ({"justification": "password: Hunter2-Zebra-Quartz-991"}, "justification", "looks like a password"),

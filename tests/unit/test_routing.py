@@ -238,6 +238,14 @@ def test_the_shipped_routing_file_is_valid_and_knows_every_person() -> None:
             "default_channel: Input should be a valid dictionary or instance of Channel",
         ),
         ({"people.0.nickname": "Ali"}, "people[0].nickname: Extra inputs are not permitted"),
+        (
+            {"people.0.manager": "boss@example.com"},
+            "people.alice@example.com.manager: names people not in `people`: boss@example.com",
+        ),
+        (
+            {"people.0.manager": "alice@example.com"},
+            "people.alice@example.com.manager: a person cannot be their own manager",
+        ),
     ],
     ids=[
         "unknown-person",
@@ -249,6 +257,8 @@ def test_the_shipped_routing_file_is_valid_and_knows_every_person() -> None:
         "duplicate-person",
         "bad-channel",
         "unknown-field",
+        "unknown-manager",
+        "own-manager",
     ],
 )
 def test_an_invalid_routing_file_names_the_path_and_the_reason(changes: dict[str, Any], problem: str) -> None:

@@ -32,6 +32,9 @@ class Person(_Strict):
     name: str
     slack: SlackIdentity | None = None
     teams: TeamsIdentity | None = None
+    manager: str | None = Field(
+        default=None, description="Their manager's id: who approves the manager step of their helpdesk requests"
+    )
 
 
 class Channel(_Strict):
@@ -110,6 +113,11 @@ class Routing(_Strict):
             if unknown:
                 problems.append(f"{where}: names unknown roles {', '.join(unknown)}")
 
+        for person in self.people:
+            people(f"people.{person.id}.manager", [person.manager] if person.manager else [])
+        problems += [
+            f"people.{p.id}.manager: a person cannot be their own manager" for p in self.people if p.manager == p.id
+        ]
         for name, role in self.roles.items():
             people(f"roles.{name}.members", role.members)
         for name, team in self.teams.items():

@@ -100,6 +100,9 @@ def read_form(
     errors: dict[str, str] = {}
     manager = system = None
     kinds: set[str] = set()
+    # The directory decides who manages the asker: a form cannot route the step to a friend.
+    asker_person = person_of(asker)
+    directory_manager = asker_person.manager if asker_person is not None else None
     for f in form.fields:
         raw = (values.get(f.name) or "").strip()
         if not raw:
@@ -112,6 +115,8 @@ def read_form(
                 errors[f.name] = "This person is not in Signoff's directory, so they cannot approve: choose who can."
             elif raw == asker:
                 errors[f.name] = "You cannot approve your own request: choose your manager."
+            elif directory_manager is not None and person.id != directory_manager:
+                errors[f.name] = "Choose your manager as the directory names them: only they approve this step."
             else:
                 fields[f.name] = manager = person.id
             continue
