@@ -90,6 +90,15 @@ def _reply_text(response: dict[str, Any]) -> str:
     return " ".join(block["text"] for block in content if isinstance(block.get("text"), str)).strip()
 
 
+def _without_unknown_links(sentence: str, sources: str) -> str:
+    """The sentence without links that its cited passages do not contain."""
+
+    def keep(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(0) in sources else ""
+
+    return _URL.sub(keep, sentence)
+
+
 def grounded_draft(answer: str, passages: Sequence[Passage], coverage: float) -> Draft | None:
     """The model's answer as a Draft citing only retrieved passages; None when nothing in it is cited.
 
@@ -105,7 +114,7 @@ def grounded_draft(answer: str, passages: Sequence[Passage], coverage: float) ->
             continue
         sources = " ".join(passages[n].text for n in valid)
         clean = _MARKER.sub("", sentence)
-        clean = _URL.sub(lambda m, sources=sources: m.group(0) if m.group(0) in sources else "", clean)
+        clean = _without_unknown_links(clean, sources)
         clean = re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"\s{2,}", " ", clean)).strip()
         if not clean:
             continue
