@@ -243,6 +243,7 @@ def _tree_bytes(folder: Path) -> int:
 def layer_size() -> dict[str, Any]:
     """The core layer as the CDK app bundles it (infra/signoff_infra/layer.py, no Docker): unzipped
     and zipped bytes, and what the helpdesk adds (helpdesk.yaml and the knowledge folder)."""
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # no node banner in the table
     sys.path.insert(0, str(ROOT / "infra"))
     try:
         from signoff_infra.layer import KNOWLEDGE_DIR, _LocalBundler
