@@ -213,25 +213,33 @@ def bench_answer(warmup: int, count: int) -> dict[str, Any]:
     return {**_summary(samples, warmup, first), "target_p95_ms": TARGET_ANSWER_P95_MS}
 
 
-_IMPORT_SNIPPET = "import time; t = time.perf_counter(); import handler; print((time.perf_counter() - t) * 1000)"
+# Wall time, and the process's CPU time: on a machine shared with other work the wall time includes
+# waiting for a core, the CPU time does not (Lambda gives a cold start its share of a core).
+_IMPORT_SNIPPET = (
+    "import time; t, c = time.perf_counter(), time.process_time(); import handler; "
+    "print((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000)"
+)
 
 
 def bench_cold_import(repeats: int) -> dict[str, Any]:
     """functions/slack/handler.py imported in fresh interpreters with the helpdesk configured
     (SIGNOFF_HELPDESK_PATH) and LAMBDA_TASK_ROOT set, as on Lambda."""
     env = {**os.environ, "SIGNOFF_HELPDESK_PATH": str(HELPDESK_PATH), "LAMBDA_TASK_ROOT": str(SLACK_FUNCTION)}
-    samples = []
+    samples, cpu = [], []
     for _ in range(repeats):
         result = subprocess.run(
             [sys.executable, "-c", _IMPORT_SNIPPET], cwd=SLACK_FUNCTION, env=env, capture_output=True, text=True
         )
         if result.returncode != 0:
             raise RuntimeError(f"importing slack/handler.py failed:\n{result.stderr}")
-        samples.append(float(result.stdout.strip().splitlines()[-1]))
+        wall, used = result.stdout.strip().splitlines()[-1].split()
+        samples.append(float(wall))
+        cpu.append(float(used))
     return {
         "median_ms": round(statistics.median(samples), 1),
         "max_ms": round(max(samples), 1),
         "samples_ms": [round(s, 1) for s in samples],
+        "cpu_median_ms": round(statistics.median(cpu), 1),
         "target_ms": TARGET_IMPORT_MS,
     }
 
@@ -301,7 +309,7 @@ def format_rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | Non
         ),
         (
             "cold import slack/handler.py, helpdesk on, LAMBDA_TASK_ROOT",
-            f"median {cold['median_ms']:.0f} / max {cold['max_ms']:.0f} ms",
+            f"median {cold['median_ms']:.0f} / max {cold['max_ms']:.0f} ms (CPU {cold['cpu_median_ms']:.0f} ms)",
             f"< {cold['target_ms']:g} ms",
             cold["median_ms"] < cold["target_ms"],
         ),
