@@ -235,3 +235,23 @@ def test_every_helpdesk_query_runs_on_an_empty_archive(tmp_path: Path) -> None:
         assert all(rows(empty, name) == {} for name in HELPDESK_QUERIES)
     finally:
         empty.close()
+
+
+def test_a_period_keeps_the_conversations_asked_in_it_with_everything_after(tmp_path: Path) -> None:
+    a = _conversations(tmp_path)
+    a.add("hd_9", 86400 * 3, EventType.HELPDESK_TRIAGED, ASKER, **{"class": "how_to", "route": "answer"})
+    a.write()
+    day = T0.date()
+
+    within = open_archive(tmp_path, since=day, until=day)
+    later = open_archive(tmp_path, since=day + timedelta(days=1))
+    try:
+        # hd_2 was resolved 1850 s after it was asked, still counted; hd_9 was asked three days later
+        assert rows(within, "helpdesk_deflection_rate")["how_to"]["questions"] == 3
+        assert rows(within, "helpdesk_resolution_time")["how_to"]["resolved"] == 2
+        assert rows(later, "helpdesk_deflection_rate") == {
+            "how_to": {"questions": 1, "answered": 1, "deflected": 1, "deflection_rate_pct": 100.0}
+        }
+    finally:
+        within.close()
+        later.close()
