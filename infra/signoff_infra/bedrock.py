@@ -8,10 +8,15 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 
 from signoff.domain.helpdesk.config import ModelSettings
+from signoff_infra import nag
 
 # Cross-region inference profiles ("us.anthropic…") are invoked through the profile and then run the
 # foundation model in one of the profile's regions: both ARNs must allow it.
 PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.", "us-gov.", "ca.", "jp.", "au.")
+PROFILE_REGIONS = (
+    "A cross-region inference profile runs its foundation model in any of the profile's regions: the grant "
+    "names that one model, in every region, and nothing else."
+)
 
 
 def model_arns(stack: cdk.Stack, model_id: str, region: str | None) -> list[str]:
@@ -64,4 +69,8 @@ def grant_helpdesk_models(role: iam.IRole, model: ModelSettings) -> list[iam.Pol
         )
     for statement in statements:
         role.add_to_principal_policy(statement)
+    if not bedrock.model_id.startswith("arn:") and bedrock.model_id.startswith(PROFILE_PREFIXES):
+        base = bedrock.model_id.split(".", 1)[1]
+        finding = f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{base}]"
+        nag.acknowledge(role, finding, PROFILE_REGIONS)
     return statements

@@ -98,3 +98,21 @@ def test_the_embedded_provider_adds_nothing() -> None:
 
     assert grant_helpdesk_models(role, ModelSettings()) == []
     assert "bedrock" not in json.dumps(Template.from_stack(stack).to_json())
+
+
+def test_a_cross_region_inference_profile_passes_cdk_nag(tmp_path: Path) -> None:
+    from cdk_nag import AwsSolutionsChecks
+
+    app = cdk.App(outdir=str(tmp_path / "out"))
+    profile = ModelSettings.model_validate({"provider": "bedrock", "bedrock": {"model_id": "us." + MODEL_ID}})
+    SignoffStack(
+        app,
+        "SignoffProfile",
+        policy=load_policy(ROOT / "signoff.yaml"),
+        policy_path=ROOT / "signoff.yaml",
+        routing_path=ROOT / "routing.yaml",
+        helpdesk_model=profile,
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+
+    app.synth()  # raises ValidationFailed on an unacknowledged finding
