@@ -11,6 +11,9 @@ Measured:
   slack_ack         the Slack callback's ack of a signed button click, in-process and warm (bench/slack_ack.py):
                     an approval that decides, an outsider's refused click, a Deny that opens a modal
   cold_import_ms    importing each functions/*/handler.py in a fresh interpreter
+  helpdesk          the helpdesk on Slack (bench/helpdesk.py): the Events API ack (p99 < 300 ms warm), question ->
+                    answer posted on the local embedded path (p95 < 1.5 s), the Slack handler's cold import with
+                    the helpdesk on and LAMBDA_TASK_ROOT set (< 400 ms), and the core layer's size
   local_growth      the local stack (`python -m local`) filled to 10,000 checkpoints: p50/p99 of auto and
                     gated POST /v1/checkpoints per 1,000 stored, then sustained gated checkpoints per second
                     (created, carded, approved by a signed click, finalized) (bench/growth.py)
@@ -47,7 +50,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from bench import growth
+from bench import growth, helpdesk
 from bench.context import FakeLambdaContext
 
 if TYPE_CHECKING:
@@ -98,6 +101,8 @@ class Config:
     growth_total: int = 10_000
     growth_block: int = 1_000
     growth_sustained: int = 300
+    helpdesk_warmup: int = 20
+    helpdesk_requests: int = 300
 
 
 QUICK = Config(
@@ -113,6 +118,8 @@ QUICK = Config(
     growth_total=300,
     growth_block=100,
     growth_sustained=20,
+    helpdesk_warmup=3,
+    helpdesk_requests=30,
 )
 
 
@@ -534,6 +541,8 @@ def format_table(results: dict[str, Any]) -> str:
                 _verdict(imp["median_ms"] < TARGET_IMPORT_MS),
             )
         )
+    for label, result, target, passed in helpdesk.format_rows(results["helpdesk"]):
+        rows.append((label, result, target, _verdict(bool(passed))))
     for label, result, target, ok in growth.format_rows(results["local_growth"]):
         rows.append((label, result, target, _verdict(ok) if target != "(figures only)" else ""))
     header = ("benchmark", "result", "target", "")
@@ -556,6 +565,7 @@ def run(config: Config, *, profile: bool = False) -> dict[str, Any]:
         "intake_moto": bench_intake_moto(config.moto_warmup, config.moto_requests),
         "slack_ack": bench_slack_ack(config.slack_warmup, config.slack_clicks, profile=profile),
         "cold_import_ms": bench_cold_imports(config.import_repeats),
+        "helpdesk": helpdesk.bench_helpdesk(config.helpdesk_warmup, config.helpdesk_requests, config.import_repeats),
         "local_growth": growth.bench_growth(
             config.growth_total, config.growth_block, 0.05, config.growth_sustained, workers=8
         ),

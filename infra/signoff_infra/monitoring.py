@@ -102,6 +102,8 @@ class Monitoring(Construct):
         watched = {**functions, "sweeper": self.sweeper.function}
         if archiver is not None:
             watched.setdefault("archiver", archiver)
+        from signoff_infra.helpdesk_dashboard import helpdesk_rows  # it imports this module's helpers
+
         self.dashboard = cw.Dashboard(
             self,
             "Dashboard",
@@ -109,6 +111,7 @@ class Monitoring(Construct):
             default_interval=cdk.Duration.days(1),  # on-call and debug; executive is pinned
             widgets=[
                 *self._executive_rows(),
+                *helpdesk_rows(),
                 *self._on_call_rows(approval_state_machine),
                 *self._debug_rows(api, watched, archiver, archiver_dlq),
             ],

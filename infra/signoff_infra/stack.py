@@ -9,10 +9,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from signoff.domain.helpdesk.config import ModelSettings, load_helpdesk_config
 from signoff.domain.policy import LoadedPolicy
 from signoff_infra import nag
 from signoff_infra.api import SignoffApi
 from signoff_infra.audit import AuditArchive
+from signoff_infra.bedrock import grant_helpdesk_models
 from signoff_infra.data import DataTables
 from signoff_infra.embed import ExampleReleaseWorkflow
 from signoff_infra.layer import HELPDESK_PATH, CoreLayer
@@ -40,10 +42,13 @@ class SignoffStack(cdk.Stack):
         helpdesk_path: Path = HELPDESK_PATH,
         example: bool = False,
         teams: bool = False,
+        helpdesk_model: ModelSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.policy = policy
+        # Which models the helpdesk uses (helpdesk.yaml's `model`): Bedrock permissions only if it opts in.
+        self.helpdesk_model = helpdesk_model or load_helpdesk_config(HELPDESK_PATH).config.model
         self.data = DataTables(self, "Data")
         self.secrets = Secrets(self, "Secrets", teams=teams)
         self.core = CoreLayer(
@@ -170,6 +175,7 @@ class SignoffStack(cdk.Stack):
             self.secrets.slack.grant_read(self.api.teams.function)  # its follow-ups refresh Slack cards too
             for fn in (slack, notify, finalize, self.api.teams):
                 self.secrets.teams.grant_read(fn.function)
+        grant_helpdesk_models(slack.role, self.helpdesk_model)
         # Embedding workflows' tokens: answered at once for auto gates (intake), else by Finalize.
         for fn in (intake, finalize):
             fn.role.add_to_policy(iam.PolicyStatement(actions=TASK_ANSWERS, resources=[self.embedders_arn]))

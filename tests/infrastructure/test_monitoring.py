@@ -465,7 +465,7 @@ def test_without_an_archiver_there_are_no_archive_alarms(tmp_path: Path) -> None
 def test_the_dashboard_has_an_executive_an_on_call_and_a_debug_row(body: dict[str, Any]) -> None:
     widgets = _dashboard(body)["widgets"]
     headers = [w["properties"]["markdown"].split("\n")[0] for w in widgets if w["type"] == "text"]
-    assert headers == ["## Executive", "## On-call", "## Debug"]
+    assert headers == ["## Executive", "## Helpdesk", "## On-call", "## Debug"]
     # Rows are laid out top to bottom in that order.
     tops = {h: w["y"] for w in widgets if w["type"] == "text" for h in [w["properties"]["markdown"].split("\n")[0]]}
     assert tops["## Executive"] < tops["## On-call"] < tops["## Debug"]

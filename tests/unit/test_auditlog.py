@@ -36,6 +36,18 @@ from tests.helpers import REPO_ROOT
 pytestmark = pytest.mark.unit
 
 QUERIES = {
+    *(
+        f"helpdesk_{name}"  # tests/unit/test_helpdesk_sli.py checks these
+        for name in (
+            "deflection_rate",
+            "first_response",
+            "time_to_approval",
+            "escalation_rate",
+            "first_contact_resolution",
+            "resolution_time",
+            "helpfulness",
+        )
+    ),
     "approval_failures",
     "approval_latency",
     "approval_rate",

@@ -89,7 +89,9 @@ def test_the_page_has_the_sli_table_of_every_named_query(written: tuple[report.R
     found = tags(page)
     names = {q.name for q in queries.list_queries()}
     assert {f"sli-{name}" for name in names} <= found.ids
-    assert found.tags["table"] >= len(names)
+    # An SLI with no rows (the helpdesk's, on an archive of checkpoints only) says "no rows" instead.
+    assert found.tags["table"] >= sum(1 for s in result.slis if s.rows)
+    assert len(result.slis) == len(names)
     # In the seed's order: M1 latency first, then M2 approval rate, M3 stalled, ...
     assert [s.query.name for s in result.slis][:3] == ["approval_latency", "approval_rate", "stalled_approvals"]
     for s in result.slis:

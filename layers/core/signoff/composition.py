@@ -118,7 +118,14 @@ def helpdesk() -> Helpdesk:
     from signoff.domain.helpdesk.router import load_helpdesk
 
     settings = HelpdeskSettings.from_env()
-    return load_helpdesk(settings.signoff_helpdesk_path, settings.signoff_knowledge_path)
+    desk = load_helpdesk(settings.signoff_helpdesk_path, settings.signoff_knowledge_path)
+    model = desk.loaded.config.model
+    if model.provider == "bedrock" and model.bedrock is not None:
+        # Opt-in: Bedrock drafts (and retrieves, with a KB); its clients are built with the first triage.
+        from signoff.adapters.bedrock import bedrock_adapter
+
+        desk.adapt = bedrock_adapter(model.bedrock, desk.loaded.config.organization, desk.knowledge)
+    return desk
 
 
 # -- adapters ------------------------------------------------------------------------------------

@@ -152,10 +152,11 @@ def _archive_select(folder: Path) -> str:
 
 def _keep_cohort(conn: duckdb.DuckDBPyConnection, since: dt.date | None, until: dt.date | None) -> None:
     """Keep the checkpoints requested between since and until (UTC days), with everything that
-    happened to them, also after until: a period's figures then count whole checkpoints."""
+    happened to them, also after until: a period's figures then count whole checkpoints. Helpdesk
+    conversations (hd_…) have no `requested` event: their question (`helpdesk_triaged`) dates them."""
     if since is None and until is None:
         return
-    conditions = ["type = 'requested'"]
+    conditions = ["type IN ('requested', 'helpdesk_triaged')"]
     if since is not None:
         conditions.append(f"dt >= {_sql_text(since.isoformat())}")
     if until is not None:

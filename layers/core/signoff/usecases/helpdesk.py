@@ -43,6 +43,7 @@ from signoff.ports import (
     Ticketing,
     TicketingError,
 )
+from signoff.usecases import helpdesk_metrics
 
 ANSWER_ACTIONS = [HelpdeskAction.HELPFUL, HelpdeskAction.NOT_HELPFUL, HelpdeskAction.HUMAN]
 HANDOFF_ACTIONS = [HelpdeskAction.CLAIM, HelpdeskAction.RESOLVED, HelpdeskAction.BACK]
@@ -96,7 +97,13 @@ class HelpdeskService:
     # -- a question ----------------------------------------------------------------------------------
 
     def ask(self, question: Question) -> Conversation:
-        """Triage the question, record it and act on its route."""
+        """Triage the question, record it and act on its route; count it and time the first reply."""
+        started = self.monotonic()
+        conv = self._ask(question)
+        helpdesk_metrics.first_response(round((self.monotonic() - started) * 1000, 1))
+        return conv
+
+    def _ask(self, question: Question) -> Conversation:
         started = self.monotonic()
         now = self.clock.now()
         triage = self.helpdesk.triage(question.text, Asker(user_id=question.user), question.channel, now.date())
@@ -123,6 +130,7 @@ class HelpdeskService:
         conv = conv.model_copy(update={"audit_seq": first.seq, "audit_head": first.hash})
         self.repo.create(conv, [first])
         _log("helpdesk triaged", conv, route=triage.route.value, latency_ms=latency_ms)
+        helpdesk_metrics.question(triage.route, latency_ms)
         earlier = self._earlier_answer(conv)
         if earlier is not None:
             return self._link_earlier(conv, *earlier)
@@ -278,6 +286,7 @@ class HelpdeskService:
                 if conv.state is not ConversationState.OPEN:
                     return "A person already has this conversation."
                 self._hand_off(conv, actor=user, stopped_because="the asker chose Talk to a human")
+                helpdesk_metrics.talk_to_human()
                 return "A person will take over in this thread."
             case HelpdeskAction.CLAIM:
                 return self._claim(conv, user)
@@ -298,6 +307,7 @@ class HelpdeskService:
             return _Step({"feedback": feedback}, [(EventType.HELPDESK_FEEDBACK, _actor(user), data)])
 
         self._apply(conv.id, record)
+        helpdesk_metrics.feedback(action is HelpdeskAction.HELPFUL)
         if action is HelpdeskAction.NOT_HELPFUL:
             return "Thanks: noted. Choose *Talk to a human* if you still need help."
         return "Thanks: noted."
@@ -335,6 +345,7 @@ class HelpdeskService:
         data = {"by_asker": user == conv.asker, "ticket_key": conv.ticket_key}
         step = _Step({"state": ConversationState.RESOLVED}, [(EventType.HELPDESK_RESOLVED, _actor(user), data)])
         conv = self._apply(conv.id, lambda _c: step)
+        helpdesk_metrics.resolved((self.clock.now() - conv.created_at).total_seconds())
         self._tell(conv, f"Resolved by <@{user}>.")
         return "Marked resolved."
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -214,6 +214,38 @@ class KnowledgeSettings(_Strict):
     passages: int = Field(default=5, ge=1, le=20)
 
 
+_MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9.:_/-]{2,200}$"
+
+
+class BedrockModel(_Strict):
+    """Amazon Bedrock for drafting (`Converse`) and, optionally, a Knowledge Base for retrieval. The
+    deployment grants bedrock:InvokeModel on `model_id` only (and bedrock:Retrieve on the KB only)."""
+
+    model_id: str = Field(pattern=_MODEL_ID, description="a foundation model id or inference profile id")
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    knowledge_base_id: str | None = Field(default=None, pattern=r"^[A-Z0-9]{10}$")
+    guardrail_id: str | None = Field(default=None, pattern=r"^[a-z0-9]{12}$")
+    guardrail_version: str = Field(default="DRAFT", pattern=r"^(DRAFT|[1-9][0-9]{0,7})$")
+    max_tokens: int = Field(default=400, ge=50, le=2000)
+    temperature: float = Field(default=0.0, ge=0, le=1)
+    timeout_seconds: float = Field(default=8.0, gt=0, le=30, description="read timeout of one model call")
+
+
+class ModelSettings(_Strict):
+    """Which models draft and retrieve. `embedded` (the default) needs no network: naive Bayes, FTS5
+    BM25 and extractive drafts. `bedrock` keeps the embedded classifier and rules, drafts with a
+    Bedrock model from the retrieved passages only, and falls back to the embedded draft on any error."""
+
+    provider: Literal["embedded", "bedrock"] = "embedded"
+    bedrock: BedrockModel | None = None
+
+    @model_validator(mode="after")
+    def _bedrock_named(self) -> ModelSettings:
+        if self.provider == "bedrock" and self.bedrock is None:
+            raise ValueError("provider bedrock needs a bedrock section (model_id at least)")
+        return self
+
+
 class Throttling(_Strict):
     per_user_per_minute: int = Field(ge=1)
     per_channel_per_minute: int = Field(ge=1)
@@ -233,6 +265,7 @@ class HelpdeskConfig(_Strict):
     throttling: Throttling
     repeat_window: Seconds
     incident_collapse_window: Seconds
+    model: ModelSettings = Field(default_factory=ModelSettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> HelpdeskConfig:

@@ -52,6 +52,11 @@ class ExtractiveDrafter:
         for rank in sorted({r for r, _, _ in chosen}):
             if passages[rank].citation not in citations:
                 citations.append(passages[rank].citation)
+        # The reply names each cited source by title and section ("Source: Backups, section What is
+        # backed up"), so their terms are covered too: a question's "backups" is answered by a sentence
+        # under that heading even when the sentence itself does not repeat the word.
+        for citation in citations:
+            covered |= set(terms(citation.title) + terms(citation.section)) & weight.keys()
         found = sum(1 for s in picked if any(s in p.text for p in passages))
         return Draft(
             text=" ".join(picked),

@@ -16,6 +16,7 @@ that importing this module costs little and a container trains and indexes once.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,16 +330,25 @@ def route(
     )
 
 
+Models = tuple[Classifier, Retriever, Drafter]
+
+
 class Helpdesk:
     """A config, its knowledge base and the embedded models. The classifier is trained and the index
-    built on first use, once per instance (the composition root keeps one per container)."""
+    built on first use, once per instance (the composition root keeps one per container).
 
-    def __init__(self, loaded: LoadedHelpdeskConfig, knowledge: KnowledgeBase) -> None:
+    `adapt` (from the composition root) may wrap the embedded models, e.g. with Bedrock's: it gets
+    them, so an adapter can fall back on them, and runs with the first triage, never at import."""
+
+    def __init__(
+        self, loaded: LoadedHelpdeskConfig, knowledge: KnowledgeBase, adapt: Callable[[Models], Models] | None = None
+    ) -> None:
         self.loaded = loaded
         self.knowledge = knowledge
-        self._models: tuple[Classifier, Retriever, Drafter] | None = None
+        self.adapt = adapt
+        self._models: Models | None = None
 
-    def models(self) -> tuple[Classifier, Retriever, Drafter]:
+    def models(self) -> Models:
         if self._models is None:
             # Imported here: building models is the only part that needs them, and not at import time.
             from signoff.domain.helpdesk.classify import NaiveBayesClassifier
@@ -349,7 +359,8 @@ class Helpdesk:
             classifier = NaiveBayesClassifier({name: c.examples for name, c in classes.items()})
             example_terms = {t for c in classes.values() for e in c.examples for t in terms(e)}
             retriever = FtsRetriever(self.knowledge, extra_vocabulary=example_terms)
-            self._models = (classifier, retriever, ExtractiveDrafter(retriever))
+            embedded: Models = (classifier, retriever, ExtractiveDrafter(retriever))
+            self._models = self.adapt(embedded) if self.adapt else embedded
         return self._models
 
     def triage(self, question: str, asker: Asker, channel_id: str, today: dt.date) -> Triage:
