@@ -74,7 +74,7 @@ def _install_picker() -> None:
 def _install_method_names() -> None:
     cached = cache(moto_utils.method_names_from_class)
     setattr(cached, _INSTALLED, True)
-    moto_responses.method_names_from_class = cached  # type: ignore[assignment]
+    moto_responses.method_names_from_class = cached  # type: ignore[attr-defined]  # imported by name: patched where used
 
 
 def _install_clients() -> None:
@@ -93,7 +93,7 @@ def _install_clients() -> None:
 
     setattr(boto_client_for, _INSTALLED, True)
     boto_client.boto_client_for = boto_client_for
-    lambda_eval_utils.boto_client_for = boto_client_for  # imported by name: patched where it is used
+    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[attr-defined]  # imported by name: patched there
 
 
 def install() -> None:
