@@ -3,11 +3,11 @@ the local stack (CPU time, every thread). Each one leaves what moto answers unch
 moto from redoing work whose result cannot differ:
 
 - **Response serialization** (a quarter of the CPU): for every member of every response shape,
-  moto's `XFormedAttributePicker` builds six alias-provider objects to find the member's value in
-  the result. For a plain dict that holds the member under its own name, its answer is that value:
-  the explicit alias needs a `Meta` class (a dict has none), the shape-name alias is checked
-  absent here, and the member's own name comes next. Only that case takes the shortcut; anything
-  else (objects, missing keys, response transformers) goes through moto's picker as before.
+  moto's `XFormedAttributePicker` builds six alias-provider objects to list the keys under which
+  the member's value might be found. For a plain dict those keys depend only on the member (its
+  name, shape and parent shape: a dict has no `Meta` aliases and its class name is always
+  "dict"), so they are listed once, by moto's own code, and looked up in moto's order. Objects and
+  responses with transformers go through moto's picker as before.
 - **Handler method names**: `BaseResponse.call_action` lists the handler class's methods with
   `inspect.getmembers` on every request; a class's methods do not change, so they are listed once.
 - **The interpreter's AWS clients**: each Lambda task of a Step Functions execution created a new
@@ -20,7 +20,6 @@ import threading
 from functools import cache
 from typing import Any
 
-from botocore import xform_name
 from botocore.client import BaseClient
 from moto.core import responses as moto_responses
 from moto.core import serialize
@@ -31,28 +30,39 @@ from moto.stepfunctions.parser.asl.utils import boto_client
 _INSTALLED = "_signoff_speed"
 
 
-def _shape_alias_keys(key: str, shape: Any) -> tuple[str, ...]:
-    """The keys moto's ShapeNameAlias would try before a member's own name (see its has_alias)."""
-    if shape is None or shape.type_name not in ("list", "structure") or key == shape.name:
-        return ()
-    parent = getattr(shape, "parent", None)
-    if parent is not None and shape.name in getattr(parent, "members", {}):
-        return ()
-    return (shape.name, xform_name(shape.name))
-
-
 MISSING: Any = object()  # fast_value's "no shortcut: ask moto's picker"
+# Candidate keys per member, in moto's order, for results that are plain dicts (see fast_value).
+_candidates: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
 
 def fast_value(picker: Any, context: Any) -> Any:
-    """The member's value when the shortcut applies (see the module's docstring), else MISSING."""
+    """The member's value as moto's picker finds it in a plain dict, without rebuilding its alias
+    providers for every member of every response: the keys it tries depend only on the member
+    (name, shape, parent shape), never on the dict's content, so they are computed once by moto's
+    own `get_possible_keys` and the first one the dict holds wins, as in moto. MISSING when this
+    does not apply (an object, response transformers, no shape)."""
     obj = context.obj
-    if type(obj) is not dict or picker.response_transformers:
+    shape = context.shape
+    if type(obj) is not dict or picker.response_transformers or shape is None:
         return MISSING
-    value = obj.get(context.key, MISSING)
-    if value is MISSING or any(alias in obj for alias in _shape_alias_keys(context.key, context.shape)):
-        return MISSING
-    return value
+    parent = getattr(shape, "parent", None)
+    members = tuple(parent.members) if parent is not None and parent.type_name == "structure" else ()
+    member = (
+        context.key,
+        shape.name,
+        shape.type_name,
+        shape.serialization.get("name"),
+        getattr(parent, "name", None),
+        getattr(parent, "type_name", None),
+        members,
+    )
+    candidates = _candidates.get(member)
+    if candidates is None:
+        candidates = _candidates[member] = tuple(picker.get_possible_keys(context))
+    for candidate in candidates:
+        if candidate in obj:
+            return obj[candidate]
+    return None
 
 
 # moto's own picker, kept for the tests that compare the two on real responses.
