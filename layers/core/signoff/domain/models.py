@@ -215,6 +215,10 @@ class Assessment(_Model):
     gate: GateDecision
     policy_version: str
     explanation: list[str]
+    # Set when the policy carries a calibration map for the risk class: the band (and so the gate)
+    # comes from this calibrated score; `score` keeps the raw one.
+    calibrated_score: float | None = None
+    calibration_version: str | None = None
 
 
 class Status(StrEnum):
