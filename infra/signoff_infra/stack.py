@@ -15,7 +15,7 @@ from signoff_infra.api import SignoffApi
 from signoff_infra.audit import AuditArchive
 from signoff_infra.data import DataTables
 from signoff_infra.embed import ExampleReleaseWorkflow
-from signoff_infra.layer import CoreLayer
+from signoff_infra.layer import SHADOW_POLICY_IN_LAYER, CoreLayer
 from signoff_infra.monitoring import Monitoring
 from signoff_infra.secrets import Secrets
 from signoff_infra.waf import ApiFirewall
@@ -37,6 +37,8 @@ class SignoffStack(cdk.Stack):
         policy: LoadedPolicy,
         policy_path: Path,
         routing_path: Path,
+        shadow_policy: LoadedPolicy | None = None,
+        shadow_policy_path: Path | None = None,
         example: bool = False,
         teams: bool = False,
         **kwargs: Any,
@@ -45,7 +47,9 @@ class SignoffStack(cdk.Stack):
         self.policy = policy
         self.data = DataTables(self, "Data")
         self.secrets = Secrets(self, "Secrets", teams=teams)
-        self.core = CoreLayer(self, "Core", policy_path=policy_path, routing_path=routing_path)
+        self.core = CoreLayer(
+            self, "Core", policy_path=policy_path, routing_path=routing_path, shadow_policy_path=shadow_policy_path
+        )
 
         # Named up front so functions can know the ARN without depending on the state machine
         # (which depends on them).
@@ -67,6 +71,8 @@ class SignoffStack(cdk.Stack):
         }
         if self.secrets.teams is not None:
             env["TEAMS_SECRET_ARN"] = self.secrets.teams.secret_arn  # Teams is a surface: post there too
+        if shadow_policy_path is not None:
+            env["SIGNOFF_SHADOW_POLICY_PATH"] = SHADOW_POLICY_IN_LAYER  # evaluated beside, never acts
         self.workflow = ApprovalWorkflow(self, "Approval", layer=self.core.layer, environment=env, name=approval_name)
         self.api = SignoffApi(self, "Api", data=self.data, layer=self.core.layer, environment=env, teams=teams)
         if self.node.try_get_context("waf") in (True, "true", "1"):
@@ -133,6 +139,8 @@ class SignoffStack(cdk.Stack):
         )
         cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         cdk.CfnOutput(self, "PolicyVersion", value=policy.version, description="Policy stamped on every decision")
+        if shadow_policy is not None:
+            cdk.CfnOutput(self, "ShadowPolicyVersion", value=shadow_policy.version, description="Evaluated, never acts")
         nag.acknowledge_stack(self)
 
     def _grant(self) -> None:

@@ -547,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Thresholds from evidence (calibration, what-if replay) live in their own module.
     from signoff.tools.thresholds_cli import add_calibrate, add_simulate
 
-    add_simulate(policy_commands, _archive_default())
+    add_simulate(policy_commands, _archive_default())  # simulate and shadow-report
 
     _add_request(commands)
     _add_audit(commands)

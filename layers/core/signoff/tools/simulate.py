@@ -87,51 +87,76 @@ def replay(past: Sequence[Past], candidate: LoadedPolicy) -> Replay:
         except (ValidationError, InvalidRequest, KeyError) as exc:
             result.not_replayable.append((p.checkpoint_id, _why(exc)))
             continue
-        result.replayed += 1
-        before_gate = p.gate
-        after_gate = after.gate.kind.value
-        if after_gate == GateKind.AUTO and p.failed:
-            result.auto_failures.append(p.checkpoint_id)
-        if before_gate == after_gate:
-            result.unchanged += 1
-            continue
-        change = Change(
-            checkpoint_id=p.checkpoint_id,
-            at=p.at,
-            environment=p.environment,
-            risk_before=p.risk,
-            risk_after=after.risk.risk_class.value,
-            score_before=p.score,
-            score_after=after.score.score,
-            gate_before=before_gate,
-            gate_after=after_gate,
-            profile_before=str(p.assessment["gate"].get("profile")),
-            profile_after=after.gate.profile,
-            status=p.status,
-            outcome=p.outcome,
-        )
-        _count(result, change, p, after.gate.approvals_required)
+        score_after = after.calibrated_score if after.calibrated_score is not None else after.score.score
+        _compare(result, p, after.gate.kind.value, after.risk.risk_class.value, score_after, after.gate.profile)
+        _approvals(result, p, after.gate.kind.value, after.gate.approvals_required)
     return result
 
 
-def _count(result: Replay, change: Change, p: Past, approvals_after: int) -> None:
+def shadow_report(past: Sequence[Past]) -> dict[str, Replay]:
+    """Per shadow policy version: what it said on each checkpoint (as recorded when the checkpoint was
+    requested) against the gate that acted. Checkpoints without a shadow verdict are left out."""
+    reports: dict[str, Replay] = {}
+    for p in past:
+        if not p.shadow:
+            continue
+        version = str(p.shadow.get("policy_version"))
+        result = reports.setdefault(version, Replay(candidate_version=version))
+        if p.shadow.get("error") or not p.shadow.get("gate"):
+            result.not_replayable.append((p.checkpoint_id, str(p.shadow.get("error") or "no gate recorded")))
+            continue
+        gate = str(p.shadow["gate"])
+        score = p.shadow.get("calibrated_score", p.shadow.get("score"))
+        _compare(result, p, gate, str(p.shadow.get("risk_class")), float(score or 0), str(p.shadow.get("profile")))
+        _approvals(result, p, gate, int(p.shadow.get("approvals_required") or 1))
+    return reports
+
+
+def _compare(result: Replay, p: Past, gate: str, risk: str, score: float, profile: str) -> None:
+    result.replayed += 1
+    if gate == GateKind.AUTO and p.failed:
+        result.auto_failures.append(p.checkpoint_id)
+    if p.gate == gate:
+        result.unchanged += 1
+        return
+    change = Change(
+        checkpoint_id=p.checkpoint_id,
+        at=p.at,
+        environment=p.environment,
+        risk_before=p.risk,
+        risk_after=risk,
+        score_before=p.score,
+        score_after=score,
+        gate_before=p.gate,
+        gate_after=gate,
+        profile_before=str(p.assessment["gate"].get("profile")),
+        profile_after=profile,
+        status=p.status,
+        outcome=p.outcome,
+    )
     result.changes.append(change)
     key = f"{change.risk_before}/{change.environment}"
     row = result.by_class.setdefault(key, {})
     row[change.transition] = row.get(change.transition, 0) + 1
-    if change.gate_after == GateKind.AUTO:
+    if gate == GateKind.AUTO:
         if p.failed:
             result.newly_auto_failures.append(p.checkpoint_id)
         if p.status == "DENIED":
             result.newly_auto_denied.append(p.checkpoint_id)
+
+
+def _approvals(result: Replay, p: Past, gate: str, approvals_after: int) -> None:
+    """Approvals and veto windows the other gate would have saved (or added)."""
+    if p.gate == gate:
+        return
     before_approvals = int(p.assessment["gate"].get("approvals_required") or 1)
-    if change.gate_before == GateKind.HARD:
+    if p.gate == GateKind.HARD:
         result.approvals_saved += before_approvals
-    if change.gate_after == GateKind.HARD:
+    if gate == GateKind.HARD:
         result.approvals_added += approvals_after
-    if change.gate_before == GateKind.SOFT:
+    if p.gate == GateKind.SOFT:
         result.veto_windows_saved += 1
-    if change.gate_after == GateKind.SOFT:
+    if gate == GateKind.SOFT:
         result.veto_windows_added += 1
 
 
@@ -149,11 +174,18 @@ def transitions(result: Replay) -> Counter[str]:
     return Counter(c.transition for c in result.changes)
 
 
-def render(result: Replay, past_count: int) -> str:
-    lines = [
-        f"replayed {result.replayed} of {past_count} past checkpoints under policy {result.candidate_version}: "
-        f"{len(result.changes)} would change gate, {result.unchanged} would not",
-    ]
+def render(result: Replay, past_count: int, shadow: bool = False) -> str:
+    if shadow:
+        head = (
+            f"shadow policy {result.candidate_version} on {result.replayed} checkpoints: "
+            f"{len(result.changes)} would have gone through another gate, {result.unchanged} the same (it never acted)"
+        )
+    else:
+        head = (
+            f"replayed {result.replayed} of {past_count} past checkpoints under policy {result.candidate_version}: "
+            f"{len(result.changes)} would change gate, {result.unchanged} would not"
+        )
+    lines = [head]
     if result.not_replayable:
         lines.append(f"not replayable ({len(result.not_replayable)}):")
         lines += [f"  {cid}: {why}" for cid, why in result.not_replayable]

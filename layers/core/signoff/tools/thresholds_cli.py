@@ -224,6 +224,29 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- signoff policy shadow-report -----------------------------------------------------------------
+
+
+def shadow(args: argparse.Namespace) -> int:
+    """Compare the shadow policy's recorded would-be gates with the gates that acted."""
+    return _run(args, _shadow)
+
+
+def _shadow(args: argparse.Namespace) -> int:
+    from signoff.tools.simulate import render, shadow_report
+
+    past = _past(args)
+    reports = shadow_report(past)
+    if args.json:
+        print(json.dumps({"past": len(past), "shadows": {v: r.as_json() for v, r in reports.items()}}, indent=2))
+        return EXIT_OK
+    if not reports:
+        print(f"no shadow verdicts among {len(past)} checkpoints (is a shadow policy deployed? SIGNOFF_SHADOW_POLICY)")
+    for result in reports.values():
+        print(render(result, len(past), shadow=True))
+    return EXIT_OK
+
+
 # -- the parsers ---------------------------------------------------------------------------------
 
 
@@ -302,3 +325,10 @@ def add_simulate(policy_commands: Any, default_archive: str) -> None:
     sim.add_argument("file", type=Path, metavar="NEW.yaml", help="the candidate policy")
     _add_source(sim, default_archive)
     sim.set_defaults(run=simulate)
+    report = policy_commands.add_parser(
+        "shadow-report",
+        help="compare a shadow policy's would-be gates with the gates that acted, over a period",
+        description="Exit codes: 0 ok, 3 error.",
+    )
+    _add_source(report, default_archive)
+    report.set_defaults(run=shadow)

@@ -57,6 +57,7 @@ class Past:
     assessment: dict[str, Any]
     status: str | None  # APPROVED / DENIED / EXPIRED / CANCELLED, None while pending
     outcome: str | None  # success / failure / rolled_back, None if never reported
+    shadow: dict[str, Any] | None = None  # a shadow policy's would-be decision, if one was deployed
 
     @property
     def score(self) -> float:
@@ -115,6 +116,7 @@ def from_archive(source: str | Path, since: dt.date | None = None, until: dt.dat
                 assessment=body.get("assessment") or {},
                 status=status,
                 outcome=outcome,
+                shadow=body.get("shadow"),
             )
         )
     return past
@@ -153,6 +155,7 @@ def from_events(checkpoints: Iterable[tuple[str, list[AuditEvent]]]) -> list[Pas
                 assessment=requested.data.get("assessment") or {},
                 status=str(ends[-1].data.get("status")) if ends else None,
                 outcome=str(outcomes[-1].data.get("outcome")) if outcomes else None,
+                shadow=requested.data.get("shadow"),
             )
         )
     return sorted(past, key=lambda p: (p.at, p.checkpoint_id))
