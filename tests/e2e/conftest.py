@@ -175,6 +175,10 @@ def expiring_review(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+# This checkout's package first: the editable install may point at another checkout (a worktree).
+PYTHONPATH = os.pathsep.join([str(ROOT / "infra"), str(ROOT / "layers" / "core")])
+
+
 def synthesized(tmp_path_factory: pytest.TempPathFactory, variant: dict[str, str]) -> Path:
     """The cloud assembly of one template variant (policy, routing, Teams...), synthesized once per
     test run: a warm synthesis takes tens of seconds, and xdist workers share this folder (the
@@ -186,7 +190,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, variant: dict[str, str
     with (shared / f"cdk.out-{key}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (outdir / "Signoff.template.json").exists():
-            env = {**os.environ, "PYTHONPATH": str(ROOT / "infra"), "CDK_OUTDIR": str(outdir), **variant}
+            env = {**os.environ, "PYTHONPATH": PYTHONPATH, "CDK_OUTDIR": str(outdir), **variant}
             subprocess.run(
                 [sys.executable, str(ROOT / "infra" / "app.py")], cwd=ROOT, env=env, check=True, capture_output=True
             )
@@ -201,7 +205,7 @@ def start_local(tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> I
     archive = tmp_path_factory.mktemp("archive")
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT / "infra"),
+        "PYTHONPATH": PYTHONPATH,
         "CDK_OUTDIR": str(outdir),
         "SIGNOFF_ARCHIVE": str(archive),
         **variant,

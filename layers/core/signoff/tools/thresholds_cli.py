@@ -185,15 +185,19 @@ def render_calibration(report: Any) -> str:
             f"ECE {g.ece_raw:.3f} raw, Brier {g.brier_raw:.3f} raw / {g.brier_calibrated or 0:.3f} calibrated "
             f"({kind} map){held}"
         )
-        lines.append("  score      n   confidence  success  95% interval     calibrated")
-        for b in [*g.seed_buckets, *g.buckets]:
-            if not b.count:
-                continue
-            interval = f"{_pct(b.success_low)}-{_pct(b.success_high)}"
+        for title, buckets in (("the seed's buckets", g.seed_buckets), (f"{report.bins} bins", g.buckets)):
+            lines.append(f"  {title}:")
             lines.append(
-                f"  {b.low:>3g}-{b.high:<4g} {b.count:>5}  {b.mean_confidence:>9.1%}  {_pct(b.success_rate):>7}  "
-                f"{interval:<15}  {_pct(b.mean_calibrated):>9}"
+                f"    {'scores':<11} {'n':>7}  {'confidence':>9}  {'success':>7}  {'95% interval':<15}  calibrated"
             )
+            for b in buckets:
+                if not b.count:
+                    continue
+                interval = f"{_pct(b.success_low)}-{_pct(b.success_high)}"
+                lines.append(
+                    f"    {b.low:>5g}-{b.high:<5g} {b.count:>7}  {b.mean_confidence:>9.1%}  {_pct(b.success_rate):>7}  "
+                    f"{interval:<15}  {_pct(b.mean_calibrated):>9}"
+                )
         rec = g.recommendation
         current = f"now auto {g.current['auto']:g} / manual {g.current['manual']:g}; " if g.current else ""
         if rec.auto is None:

@@ -102,9 +102,14 @@ def from_archive(source: str | Path, since: dt.date | None = None, until: dt.dat
 
     conn = open_archive(source, since=since, until=until)
     try:
-        rows = conn.sql(_PAST).fetchall()
+        return past_in(conn)
     finally:
         conn.close()
+
+
+def past_in(conn: Any) -> list[Past]:
+    """The checkpoints of an open archive connection (`queries.open_archive`)."""
+    rows = conn.sql(_PAST).fetchall()
     past = []
     for checkpoint_id, at, data, status, outcome in rows:
         body = _data(data)
