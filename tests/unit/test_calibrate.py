@@ -22,6 +22,7 @@ from signoff.tools.calibrate import (
     policy_diff,
     proposed_calibration,
     proposed_policy,
+    raw_threshold,
     recommend,
     wilson,
 )
@@ -208,3 +209,54 @@ def test_cli_refuses_a_bad_tolerance_and_a_missing_archive(capsys: pytest.Captur
     assert exc.value.code == 3
     assert main(["calibrate", "--archive", str(tmp_path / "nowhere")]) == 3
     assert "no archive folder" in capsys.readouterr().err
+
+
+def test_helpdesk_answers_rated_by_the_asker_are_outcomes_of_their_class(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from signoff.audit.events import AuditEvent, EventType
+    from signoff.tools.trail import helpdesk_outcomes
+    from tests.auditdata import write_archive
+
+    at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+    def event(conv: str, seq: int, kind: EventType, data: dict[str, object]) -> AuditEvent:
+        return AuditEvent(
+            checkpoint_id=conv, seq=seq, type=kind, at=at, actor="U1", data=data, prev_hash="0" * 64, hash=f"{seq:064d}"
+        )
+
+    events = [
+        event("hd_1", 1, EventType.HELPDESK_TRIAGED, {"class": "access", "confidence": 82.5}),
+        event("hd_1", 2, EventType.HELPDESK_FEEDBACK, {"value": "helpful", "by_asker": True, "class": "access"}),
+        event("hd_2", 1, EventType.HELPDESK_TRIAGED, {"class": "access", "confidence": 40}),
+        event("hd_2", 2, EventType.HELPDESK_FEEDBACK, {"value": "helpful", "by_asker": True, "class": "access"}),
+        event("hd_2", 3, EventType.HELPDESK_FEEDBACK, {"value": "not_helpful", "by_asker": True, "class": "access"}),
+        event("hd_3", 1, EventType.HELPDESK_TRIAGED, {"class": "howto", "confidence": 90}),
+        event("hd_3", 2, EventType.HELPDESK_FEEDBACK, {"value": "not_helpful", "by_asker": False, "class": "howto"}),
+        event("hd_4", 1, EventType.HELPDESK_TRIAGED, {"class": "howto", "confidence": 70}),  # never rated
+    ]
+    write_archive(tmp_path, events)
+    found = sorted(helpdesk_outcomes(tmp_path), key=lambda o: o.key)
+    assert [(o.key, o.group, o.score, o.success) for o in found] == [
+        ("hd_1", "helpdesk:access", 82.5, True),
+        ("hd_2", "helpdesk:access", 40.0, False),  # the asker's last word counts; a bystander's not at all
+    ]
+
+
+def test_with_the_map_the_proposal_carries_it_and_its_thresholds_still_keep_the_truth(
+    synthetic: list[Outcome],
+) -> None:
+    policy = load_policy(POLICY)
+    report = analyse(synthetic, source="synthetic", policy=policy, tolerance=TOLERANCE, calibrated_units=True)
+    calibration = proposed_calibration(report, "1.0.0")
+    assert calibration is not None
+    loaded = parse_policy(yaml.safe_load(proposed_policy(POLICY.read_text(encoding="utf-8"), report, calibration)))
+    assert loaded.policy.calibration == calibration and loaded.calibration_version == calibration.stamp
+    # What the engine will auto-execute: raw scores whose calibrated score reaches the threshold.
+    raw_equivalent: dict[str, float | None] = {}
+    for risk, t in loaded.policy.thresholds.items():
+        curve = calibration.curves.get(risk.value)
+        raw_equivalent[risk.value] = raw_threshold(curve, t.auto) if curve else t.auto
+    truth = judge(raw_equivalent, TOLERANCE)
+    assert truth.worst_class_failure_rate <= TOLERANCE
+    assert truth.share_of_allowed >= 0.60

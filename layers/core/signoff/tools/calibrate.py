@@ -23,7 +23,7 @@ import math
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +309,7 @@ class CalibrationReport:
     bins: int
     groups: list[GroupReport] = field(default_factory=list)
     policy_version: str | None = None
+    calibrated_units: bool = False  # thresholds are for the calibrated score (the proposal adds the map)
 
     def group(self, name: str) -> GroupReport:
         return next(g for g in self.groups if g.group == name)
@@ -340,9 +341,11 @@ def analyse(
     bins: int = 10,
     minimum: int | None = None,
     confidence: float = CONFIDENCE,
+    calibrated_units: bool = False,
 ) -> CalibrationReport:
     """Everything `signoff calibrate` prints, per group (risk class or helpdesk class)."""
     report = CalibrationReport(source=source, tolerance=tolerance, soft_tolerance=soft_tolerance, bins=bins)
+    report.calibrated_units = calibrated_units
     report.policy_version = policy.version if policy else None
     groups: dict[str, list[Outcome]] = {}
     for o in outcomes:
@@ -369,10 +372,21 @@ def analyse(
                 brier_calibrated=brier(calibrated, successes) if calibrated else None,
                 held_out=held_out_ece(items, bins),
                 curve=curve,
-                recommendation=recommend(items, tolerance, soft_tolerance, z_for(confidence), minimum=minimum),
+                recommendation=recommend(
+                    _on_map(items, curve) if calibrated_units and curve else items,
+                    tolerance,
+                    soft_tolerance,
+                    z_for(confidence),
+                    minimum=minimum,
+                ),
             )
         )
     return report
+
+
+def _on_map(items: Sequence[Outcome], curve: Curve) -> list[Outcome]:
+    """The outcomes with their calibrated score (0-100), for thresholds a policy with the map uses."""
+    return [replace(o, score=round(100 * curve.probability(o.score), 2)) for o in items]
 
 
 def _group_order(name: str) -> tuple[int, str]:
@@ -399,8 +413,9 @@ def proposed_calibration(report: CalibrationReport, version: str) -> Calibration
 _THRESHOLDS_BLOCK = re.compile(r"^thresholds:[^\n]*\n(?:(?:[ \t]+[^\n]*|[ \t]*)\n)*", re.MULTILINE)
 
 
-def proposed_policy(text: str, report: CalibrationReport) -> str:
-    """The policy file with the recommended thresholds (other classes and lines untouched)."""
+def proposed_policy(text: str, report: CalibrationReport, calibration: Calibration | None = None) -> str:
+    """The policy file with the recommended thresholds (other classes and lines untouched), and the
+    calibration map appended when the thresholds are in calibrated units."""
     changes = {
         g.group: g.recommendation
         for g in report.groups
@@ -419,17 +434,21 @@ def proposed_policy(text: str, report: CalibrationReport) -> str:
         auto, manual = (rec.auto, rec.manual) if rec else (g.current["auto"], g.current["manual"])
         lines.append(f"  {g.group + ':':<8}{{auto: {_yaml_number(auto)}, manual: {_yaml_number(manual)}}}")
     trailing = "\n" if match.group(0).endswith("\n\n") else ""
-    return text[: match.start()] + "\n".join(lines) + "\n" + trailing + text[match.end() :]
+    proposal = text[: match.start()] + "\n".join(lines) + "\n" + trailing + text[match.end() :]
+    if calibration is not None and report.calibrated_units:
+        comment = "# Fitted by `signoff calibrate`: the thresholds above are for the calibrated score.\n"
+        proposal = proposal.rstrip("\n") + "\n\n" + comment + calibration_yaml(calibration)
+    return proposal
 
 
 def _yaml_number(value: float | None) -> str:
     return f"{value:g}" if value is not None else "null"
 
 
-def policy_diff(path: Path, report: CalibrationReport) -> str:
+def policy_diff(path: Path, report: CalibrationReport, calibration: Calibration | None = None) -> str:
     """A unified diff from the policy file to the proposal ('' when nothing would change)."""
     text = path.read_text(encoding="utf-8")
-    proposal = proposed_policy(text, report)
+    proposal = proposed_policy(text, report, calibration)
     return "".join(
         difflib.unified_diff(
             text.splitlines(keepends=True),
@@ -443,7 +462,14 @@ def policy_diff(path: Path, report: CalibrationReport) -> str:
 def calibration_yaml(calibration: Calibration) -> str:
     import yaml
 
-    return yaml.safe_dump({"calibration": calibration_data(calibration)}, sort_keys=False)
+    # Flow style for the innermost lists: one `- [score, probability]` line per breakpoint.
+    return yaml.safe_dump({"calibration": calibration_data(calibration)}, sort_keys=False, default_flow_style=None)
+
+
+def raw_threshold(curve: Curve, calibrated: float) -> float | None:
+    """The lowest raw score (two decimals) whose calibrated score reaches `calibrated`: what a
+    threshold for the calibrated score means in raw scores (None: no raw score reaches it)."""
+    return next((s / 100 for s in range(10001) if round(100 * curve.probability(s / 100), 2) >= calibrated), None)
 
 
 def held_out_pooled(outcomes: Sequence[Outcome], bins: int = 10) -> tuple[float, float]:

@@ -111,9 +111,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         bins=args.bins,
         minimum=args.min_outcomes,
         confidence=args.confidence,
+        calibrated_units=args.with_map,
     )
-    diff = policy_diff(args.policy, report) if args.policy else ""
     calibration = proposed_calibration(report, args.map_version)
+    diff = policy_diff(args.policy, report, calibration) if args.policy else ""
     truth = _truth(report, policy, args) if args.synthetic is not None else None
     if args.json:
         data = report.as_json()
@@ -134,13 +135,16 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _truth(report: Any, policy: LoadedPolicy | None, args: argparse.Namespace) -> dict[str, Any]:
     """Synthetic outcomes only: the recommendation judged by the truth it was drawn from."""
-    from signoff.tools.calibrate import held_out_pooled
+    from signoff.tools.calibrate import held_out_pooled, raw_threshold
     from signoff.tools.synthetic import judge, synthetic_outcomes
 
     thresholds: dict[str, float | None] = {}
     for g in report.groups:
         current = g.current["auto"] if g.current else None
-        thresholds[g.group] = g.recommendation.auto if g.recommendation.auto is not None else current
+        auto = g.recommendation.auto
+        if auto is not None and report.calibrated_units and g.curve is not None:
+            auto = raw_threshold(g.curve, auto)  # the truth speaks raw scores
+        thresholds[g.group] = auto if auto is not None else current
     summary = judge(thresholds, args.tolerance)
     raw, cal = held_out_pooled(synthetic_outcomes(args.synthetic, args.seed))
     return {
@@ -315,6 +319,11 @@ def add_calibrate(commands: Any, default_archive: str) -> None:
     cal.add_argument("--confidence", type=_fraction, default=0.975, help="one-sided confidence of the bounds (0.975)")
     cal.add_argument("--bins", type=_positive, default=10, help="equal-width bins of the reliability table (10)")
     cal.add_argument("--min-outcomes", type=_positive, help="fewest outcomes per class before recommending")
+    cal.add_argument(
+        "--with-map",
+        action="store_true",
+        help="propose the fitted map in the policy, with thresholds for the calibrated score",
+    )
     cal.add_argument("--map-version", default="1.0.0", help="semver of a written calibration map (1.0.0)")
     cal.add_argument("--write-map", type=Path, metavar="FILE", help="write the fitted calibration map (YAML)")
     cal.set_defaults(run=calibrate)
