@@ -2,7 +2,8 @@
 
 The policy and routing files are validated first: an invalid one stops synthesis with
 `path: reason` lines, so a broken policy never deploys. SIGNOFF_POLICY / SIGNOFF_ROUTING /
-SIGNOFF_HELPDESK pick other files."""
+SIGNOFF_HELPDESK pick other files; SIGNOFF_SHADOW_POLICY names a candidate policy evaluated beside
+the active one (its would-be gate is recorded on every checkpoint; it never acts)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def build_app(
     helpdesk = Path(os.environ.get("SIGNOFF_HELPDESK", ROOT / "helpdesk.yaml")).resolve()
     policy = load_policy(path)  # raises PolicyError: synthesis stops here
     load_routing(routing)  # so does an invalid routing file
+    shadow_path = (
+        Path(os.environ["SIGNOFF_SHADOW_POLICY"]).resolve() if os.environ.get("SIGNOFF_SHADOW_POLICY") else None
+    )
+    shadow = load_policy(shadow_path) if shadow_path else None  # an invalid shadow stops synthesis too
     app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"))
     example = os.environ.get("SIGNOFF_EXAMPLE", "") == "1" or bool(app.node.try_get_context("example"))
     teams = os.environ.get("SIGNOFF_TEAMS", "") == "1" or bool(app.node.try_get_context("teams"))
@@ -40,6 +45,8 @@ def build_app(
         policy_path=path,
         routing_path=routing,
         helpdesk_path=helpdesk,
+        shadow_policy=shadow,
+        shadow_policy_path=shadow_path,
         example=example,
         teams=teams,
         description="Signoff checkpoint service",

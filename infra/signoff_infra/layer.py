@@ -29,6 +29,7 @@ PYTHON_VERSION = "3.14"
 PLATFORM = "manylinux2014_x86_64"
 POLICY_IN_LAYER = "/opt/signoff.yaml"  # layers unpack under /opt
 ROUTING_IN_LAYER = "/opt/routing.yaml"
+SHADOW_POLICY_IN_LAYER = "/opt/signoff.shadow.yaml"  # only when the stack carries a shadow policy
 # The helpdesk's config and its knowledge folder (helpdesk.yaml's `knowledge.folder`, relative to it).
 HELPDESK_PATH = ROOT / "helpdesk.yaml"
 KNOWLEDGE_DIR = ROOT / "knowledge"
@@ -84,10 +85,17 @@ def _dependencies() -> Path:
 
 @jsii.implements(cdk.ILocalBundling)
 class _LocalBundler:
-    def __init__(self, policy_path: Path, routing_path: Path, helpdesk_path: Path = HELPDESK_PATH) -> None:
+    def __init__(
+        self,
+        policy_path: Path,
+        routing_path: Path,
+        helpdesk_path: Path = HELPDESK_PATH,
+        shadow_policy_path: Path | None = None,
+    ) -> None:
         self.policy_path = policy_path
         self.routing_path = routing_path
         self.helpdesk_path = helpdesk_path
+        self.shadow_policy_path = shadow_policy_path
 
     def try_bundle(self, output_dir: str, options: Any) -> bool:  # noqa: ARG002 (jsii passes the options positionally)
         python = Path(output_dir) / "python"
@@ -101,6 +109,8 @@ class _LocalBundler:
                 shutil.copyfile(part, target)
         shutil.copyfile(self.policy_path, Path(output_dir) / "signoff.yaml")
         shutil.copyfile(self.routing_path, Path(output_dir) / "routing.yaml")
+        if self.shadow_policy_path is not None:
+            shutil.copyfile(self.shadow_policy_path, Path(output_dir) / Path(SHADOW_POLICY_IN_LAYER).name)
         shutil.copyfile(self.helpdesk_path, Path(output_dir) / "helpdesk.yaml")
         shutil.copytree(KNOWLEDGE_DIR, Path(output_dir) / KNOWLEDGE_DIR.name, dirs_exist_ok=True)
         return True
@@ -117,6 +127,7 @@ class CoreLayer(Construct):
         policy_path: Path,
         routing_path: Path,
         helpdesk_path: Path = HELPDESK_PATH,
+        shadow_policy_path: Path | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.layer = lambda_.LayerVersion(
@@ -130,11 +141,22 @@ class CoreLayer(Construct):
                 # The asset changes when the package, its requirements or the policy change.
                 asset_hash_type=cdk.AssetHashType.CUSTOM,
                 asset_hash=_tree_digest(
-                    [*PACKAGE_PARTS, REQUIREMENTS, policy_path, routing_path, helpdesk_path, KNOWLEDGE_DIR]
+                    [
+                        *PACKAGE_PARTS,
+                        REQUIREMENTS,
+                        policy_path,
+                        routing_path,
+                        helpdesk_path,
+                        KNOWLEDGE_DIR,
+                        *([shadow_policy_path] if shadow_policy_path else []),
+                    ]
                 ),
                 bundling=cdk.BundlingOptions(
                     image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
-                    local=cast(cdk.ILocalBundling, _LocalBundler(policy_path, routing_path, helpdesk_path)),
+                    local=cast(
+                        cdk.ILocalBundling,
+                        _LocalBundler(policy_path, routing_path, helpdesk_path, shadow_policy_path),
+                    ),
                 ),
             ),
         )

@@ -17,7 +17,7 @@ from signoff_infra.audit import AuditArchive
 from signoff_infra.bedrock import grant_helpdesk_models
 from signoff_infra.data import DataTables
 from signoff_infra.embed import ExampleReleaseWorkflow
-from signoff_infra.layer import HELPDESK_PATH, CoreLayer
+from signoff_infra.layer import HELPDESK_PATH, SHADOW_POLICY_IN_LAYER, CoreLayer
 from signoff_infra.monitoring import Monitoring
 from signoff_infra.secrets import Secrets
 from signoff_infra.waf import ApiFirewall
@@ -40,6 +40,8 @@ class SignoffStack(cdk.Stack):
         policy_path: Path,
         routing_path: Path,
         helpdesk_path: Path = HELPDESK_PATH,
+        shadow_policy: LoadedPolicy | None = None,
+        shadow_policy_path: Path | None = None,
         example: bool = False,
         teams: bool = False,
         helpdesk_model: ModelSettings | None = None,
@@ -52,7 +54,12 @@ class SignoffStack(cdk.Stack):
         self.data = DataTables(self, "Data")
         self.secrets = Secrets(self, "Secrets", teams=teams)
         self.core = CoreLayer(
-            self, "Core", policy_path=policy_path, routing_path=routing_path, helpdesk_path=helpdesk_path
+            self,
+            "Core",
+            policy_path=policy_path,
+            routing_path=routing_path,
+            helpdesk_path=helpdesk_path,
+            shadow_policy_path=shadow_policy_path,
         )
 
         # Named up front so functions can know the ARN without depending on the state machine
@@ -75,6 +82,8 @@ class SignoffStack(cdk.Stack):
         }
         if self.secrets.teams is not None:
             env["TEAMS_SECRET_ARN"] = self.secrets.teams.secret_arn  # Teams is a surface: post there too
+        if shadow_policy_path is not None:
+            env["SIGNOFF_SHADOW_POLICY_PATH"] = SHADOW_POLICY_IN_LAYER  # evaluated beside, never acts
         # Finalize carries a helpdesk approval on (its conversation, the next step, the executor).
         workflow_env = {**env, "IDEMPOTENCY_TABLE_NAME": self.data.idempotency.table_name}
         self.workflow = ApprovalWorkflow(
@@ -145,6 +154,8 @@ class SignoffStack(cdk.Stack):
         )
         cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         cdk.CfnOutput(self, "PolicyVersion", value=policy.version, description="Policy stamped on every decision")
+        if shadow_policy is not None:
+            cdk.CfnOutput(self, "ShadowPolicyVersion", value=shadow_policy.version, description="Evaluated, never acts")
         nag.acknowledge_stack(self)
 
     def _grant(self) -> None:

@@ -178,6 +178,10 @@ def expiring_review(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+# This checkout's package first: the editable install may point at another checkout (a worktree).
+PYTHONPATH = os.pathsep.join([str(ROOT / "infra"), str(ROOT / "layers" / "core")])
+
+
 def synthesized(tmp_path_factory: pytest.TempPathFactory, variant: dict[str, str]) -> Path:
     """The cloud assembly of one template variant (policy, routing, Teams...), synthesized once per
     test run: a warm synthesis takes tens of seconds, and xdist workers share this folder (the

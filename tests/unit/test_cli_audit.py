@@ -237,7 +237,8 @@ def test_report_writes_the_page(run: Run, data: AuditData, tmp_path: Path) -> No
         f"{decisions} decisions\n"
     )
     page = out_file.read_text(encoding="utf-8")
-    assert page.startswith("<!DOCTYPE html>") and page.count("<svg ") == 3
+    # Latency, decisions, reliability, and the calibration map (the archive has outcomes).
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg ") == 4
 
 
 @pytest.mark.parametrize(

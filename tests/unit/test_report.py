@@ -24,6 +24,7 @@ CHART_TITLES = [
     "Approval latency histogram",
     "Decisions by gate and environment",
     "Confidence vs. outcome reliability diagram",
+    "Calibration map and recommended thresholds per risk class",
 ]
 
 
@@ -76,12 +77,21 @@ def test_the_page_has_the_three_charts_as_titled_svgs(written: tuple[report.Repo
     assert [svg.findtext(f"{SVG_NS}title") for svg in charts] == CHART_TITLES
     for svg in charts:
         assert svg.get("role") == "img" and svg.findtext(f"{SVG_NS}desc")
-    latency, decisions, reliability = charts
+    latency, decisions, reliability, calibration = charts
     assert latency.findall(f".//{SVG_NS}rect") and decisions.findall(f".//{SVG_NS}rect")
     assert (
         reliability.findall(f".//{SVG_NS}circle")
         and reliability.find(f".//{SVG_NS}line[@class='diagonal']") is not None
     )
+    # One fitted map per risk class with outcomes, and its buckets (the archive is too small to
+    # recommend anything: the table says how many more outcomes each class needs).
+    result, _ = written
+    assert result.calibration is not None
+    classes = {g.group for g in result.calibration.groups}
+    maps = [p.get("class") for p in calibration.findall(f".//{SVG_NS}polyline")]
+    assert sorted(maps) == sorted(f"calmap cal-{c}" for c in classes)
+    assert calibration.findall(f".//{SVG_NS}circle")
+    assert "more)" in page and 'id="thresholds"' in page
 
 
 def test_the_page_has_the_sli_table_of_every_named_query(written: tuple[report.ReportData, str]) -> None:
@@ -224,7 +234,9 @@ def test_an_empty_archive_makes_a_page_that_says_so(tmp_path: Path) -> None:
     out = tmp_path / "empty.html"
     result = report.write_report(tmp_path, date(2026, 1, 1), date(2026, 1, 31), out, now=NOW)
     page = out.read_text(encoding="utf-8")
-    assert [svg.findtext(f"{SVG_NS}title") for svg in svgs(page)] == CHART_TITLES
+    # No outcomes, no calibration section.
+    assert [svg.findtext(f"{SVG_NS}title") for svg in svgs(page)] == CHART_TITLES[:3]
+    assert result.calibration is None and 'id="thresholds"' not in page
     assert "no approved action with a reported outcome" in page and "no rows" in page
     assert result.decisions == [] and result.latencies == []
 

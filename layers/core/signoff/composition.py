@@ -19,6 +19,7 @@ from signoff.settings import (
     HelpdeskSettings,
     PolicySettings,
     RoutingSettings,
+    ShadowPolicySettings,
     SlackSettings,
     TableSettings,
     TeamsAppSettings,
@@ -84,9 +85,9 @@ def _piece(name: str) -> Callable[[Callable[[], T]], Callable[[], T]]:
 
 def override(**pieces: Any) -> None:
     """Install pieces by name (policy, routing, clock, repository, workflow, api, decisions, chats,
-    slack_chat, teams_chat, teams_connector, callbacks, steps, archive, slack_handler, teams_app,
-    self_invoke, helpdesk, conversations, ticketing, helpdesk_service, event_claims, helpdesk_approvals);
-    `reset()` undoes it."""
+    shadow_policy, slack_chat, teams_chat, teams_connector, callbacks, steps, archive, slack_handler,
+    teams_app, self_invoke, helpdesk, conversations, ticketing, helpdesk_service, event_claims,
+    helpdesk_approvals); `reset()` undoes it."""
     _overrides.update({k: v for k, v in pieces.items() if v is not None})
 
 
@@ -103,6 +104,15 @@ def policy() -> LoadedPolicy:
     from signoff.domain.policy import load_policy
 
     return load_policy(PolicySettings.from_env().signoff_policy_path)
+
+
+@_piece("shadow_policy")
+def shadow_policy() -> LoadedPolicy | None:
+    """A candidate policy evaluated beside the active one, when the deployment carries one."""
+    from signoff.domain.policy import load_policy
+
+    path = ShadowPolicySettings.from_env().signoff_shadow_policy_path
+    return load_policy(path) if path else None
 
 
 @_piece("routing")
@@ -214,7 +224,14 @@ def api_service() -> CheckpointService:
     from signoff.usecases.intake import CheckpointService
 
     ApiSettings.from_env()  # every variable intake needs, checked at once
-    return CheckpointService(repo=repository(), policy=policy(), clock=clock(), routing=routing(), workflow=workflow())
+    return CheckpointService(
+        repo=repository(),
+        policy=policy(),
+        clock=clock(),
+        routing=routing(),
+        workflow=workflow(),
+        shadow=shadow_policy(),
+    )
 
 
 @_piece("decisions")
@@ -266,7 +283,12 @@ def helpdesk_approvals() -> HelpdeskApprovals:
     from signoff.usecases.intake import CheckpointService
 
     checkpoints = CheckpointService(
-        repo=repository(), policy=policy(), clock=clock(), routing=routing(), workflow=workflow()
+        repo=repository(),
+        policy=policy(),
+        clock=clock(),
+        routing=routing(),
+        workflow=workflow(),
+        shadow=shadow_policy(),
     )
     return HelpdeskApprovals(helpdesk_service(), checkpoints, routing(), executor=callbacks())
 

@@ -34,6 +34,12 @@ class PolicySettings(_Settings):
     signoff_policy_path: Path
 
 
+class ShadowPolicySettings(_Settings):
+    """Optional: a candidate policy evaluated beside the active one (never acts)."""
+
+    signoff_shadow_policy_path: Path | None = None
+
+
 class RoutingSettings(_Settings):
     signoff_routing_path: Path
 

@@ -98,4 +98,6 @@ def decision_data(cp: Checkpoint, status: Status, decided_by: str, reason: str, 
         "latency_seconds": (at - cp.created_at).total_seconds(),
         "approvers": [v.approver for v in cp.votes],
         "conditions": cp.conditions,
+        # A shadow policy's would-be gate, beside the one that acted (only when one is deployed).
+        **({"shadow": cp.shadow.model_dump(mode="json", exclude_none=True)} if cp.shadow else {}),
     }

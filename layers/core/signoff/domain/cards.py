@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from signoff.domain.acts import Act
-from signoff.domain.models import Checkpoint, Status, VoteKind
+from signoff.domain.models import Assessment, Checkpoint, Status, VoteKind
 from signoff.domain.policy import GateKind, TimeoutRule
 
 
@@ -149,6 +149,13 @@ def _buttons(cp: Checkpoint) -> list[Button]:
     ]
 
 
+def _score_line(a: Assessment) -> str:
+    if a.calibrated_score is None:
+        return f"Confidence Score: {a.score.score:g}/100 ({a.band_label})"
+    # Both: approvers see what the signals said and what past outcomes say that score is worth.
+    return f"Confidence Score: {a.calibrated_score:g}/100 calibrated, raw {a.score.score:g}/100 ({a.band_label})"
+
+
 def build_card(cp: Checkpoint) -> Card:
     """The card for a checkpoint in its current state (votes so far; the outcome once decided)."""
     req, a = cp.request, cp.assessment
@@ -157,7 +164,7 @@ def build_card(cp: Checkpoint) -> Card:
         checkpoint_id=cp.id,
         title=f"[{kind[a.gate.kind]}] {req.action.capitalize()} {req.target} to {req.environment}",
         summary=f"{req.summary} — requested by {req.requester.display_name or req.requester.id}",
-        score_line=f"Confidence Score: {a.score.score:g}/100 ({a.band_label})",
+        score_line=_score_line(a),
         why=_why(cp),
         risk=_risk(cp),
         evidence=_evidence(cp),

@@ -146,7 +146,8 @@ def assess(request: CheckpointRequest, loaded: LoadedPolicy) -> Assessment:
     policy = loaded.policy
     breakdown = score(request.signals, request.risk, policy)
     risk = classify_risk(request.environment, request.risk, policy)
-    band = band_for(breakdown.score, risk.risk_class, policy)
+    calibrated = policy.calibration.calibrated_score(breakdown.score, risk.risk_class) if policy.calibration else None
+    band = band_for(breakdown.score if calibrated is None else calibrated, risk.risk_class, policy)
     profile_name = policy.matrix[risk.risk_class][band]
     profile = policy.gates[profile_name]
     sensitive = profile.sensitive or request.risk.data_sensitivity in policy.sensitive_data
@@ -173,6 +174,12 @@ def assess(request: CheckpointRequest, loaded: LoadedPolicy) -> Assessment:
         f" manual < {thresholds.manual:g}",
         f"gate {gate.kind} (profile {profile_name})",
     ]
+    if calibrated is not None:
+        explanation.insert(
+            1,
+            f"calibrated confidence {calibrated:g}/100 from raw score {breakdown.score:g} (calibration "
+            f"{loaded.calibration_version}, {risk.risk_class} risk): the band uses the calibrated one",
+        )
     return Assessment(
         score=breakdown,
         risk=risk,
@@ -182,4 +189,6 @@ def assess(request: CheckpointRequest, loaded: LoadedPolicy) -> Assessment:
         gate=gate,
         policy_version=loaded.version,
         explanation=explanation,
+        calibrated_score=calibrated,
+        calibration_version=loaded.calibration_version if calibrated is not None else None,
     )

@@ -215,6 +215,10 @@ class Assessment(_Model):
     gate: GateDecision
     policy_version: str
     explanation: list[str]
+    # Set when the policy carries a calibration map for the risk class: the band (and so the gate)
+    # comes from this calibrated score; `score` keeps the raw one.
+    calibrated_score: float | None = None
+    calibration_version: str | None = None
 
 
 class Status(StrEnum):
@@ -273,6 +277,21 @@ class MessageRef(_Model):
     service_url: str | None = Field(default=None, description="Teams: the Bot Connector service URL")
 
 
+class ShadowVerdict(_Model):
+    """What a shadow (candidate) policy deployed beside the active one would have decided.
+    Recorded on the checkpoint, the REQUESTED event and the decision; it never acts."""
+
+    policy_version: str
+    gate: GateKind | None = None
+    profile: str | None = None
+    band: Band | None = None
+    risk_class: RiskClass | None = None
+    score: float | None = None
+    calibrated_score: float | None = None
+    approvals_required: int | None = None
+    error: str | None = Field(default=None, description="Why the shadow could not assess the request")
+
+
 class Checkpoint(_Model):
     """The stored checkpoint (the META item) as the API returns it."""
 
@@ -295,6 +314,7 @@ class Checkpoint(_Model):
     messages: list[MessageRef] = Field(default_factory=list, description="Cards and notices posted to chat")
     audit_seq: int = Field(default=0, description="Number of audit events recorded so far")
     audit_head: str | None = Field(default=None, description="Hash of the latest audit event")
+    shadow: ShadowVerdict | None = Field(default=None, description="A shadow policy's would-be decision (never acts)")
 
 
 class CheckpointPage(_Model):

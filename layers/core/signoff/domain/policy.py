@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from signoff.domain.calibration import Calibration
 from signoff.domain.errors import PolicyError
 
 
@@ -213,11 +214,18 @@ class Policy(_Strict):
     thresholds: dict[RiskClass, Thresholds]
     matrix: Matrix
     gates: dict[str, GateProfile]
+    # Optional: a fitted map (from `signoff calibrate`); the engine then gates on the calibrated
+    # score, so `thresholds` are in calibrated units for the classes the map covers.
+    calibration: Calibration | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
         """Cross-field rules. Every problem is reported, each as `path: reason`."""
         problems = self._missing_entries()
+        if self.calibration is not None:
+            unknown_classes = sorted(set(self.calibration.curves) - {r.value for r in RiskClass})
+            if unknown_classes:
+                problems.append(f"calibration.curves: unknown risk classes {', '.join(unknown_classes)}")
         for i, rule in enumerate(self.risk_rules):
             unknown = sorted(set(rule.when.environments or []) - set(self.environments))
             if unknown:
@@ -273,6 +281,11 @@ class LoadedPolicy(BaseModel):
     @property
     def version(self) -> str:
         return f"{self.policy.version}+{self.sha256[:12]}"
+
+    @property
+    def calibration_version(self) -> str | None:
+        """The calibration map's own semver+hash, when the policy carries one."""
+        return self.policy.calibration.stamp if self.policy.calibration else None
 
 
 def canonical_json(data: Any) -> str:

@@ -544,9 +544,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("request", type=Path, metavar="REQUEST.json", help="a POST /v1/checkpoints body")
     explain.set_defaults(run=policy_explain)
 
+    # Thresholds from evidence (calibration, what-if replay) live in their own module.
+    from signoff.tools.thresholds_cli import add_calibrate, add_simulate
+
+    add_simulate(policy_commands, _archive_default())  # simulate and shadow-report
+
     _add_request(commands)
     _add_audit(commands)
     _add_report(commands)
+    add_calibrate(commands, _archive_default())
     from signoff.tools.helpdesk import add_helpdesk  # helpdesk subcommands live in their own module
 
     add_helpdesk(commands)

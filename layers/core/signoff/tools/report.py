@@ -111,6 +111,7 @@ class ReportData:
     reliability: list[Bucket] = field(default_factory=list)
     attention: list[dict[str, Any]] = field(default_factory=list)
     slis: list[SliResult] = field(default_factory=list)
+    calibration: Any = None  # a tools.calibrate.CalibrationReport, when numpy and scikit-learn are installed
 
     def sli(self, name: str) -> list[dict[str, Any]]:
         found = next((s for s in self.slis if s.query.name == name), None)
@@ -176,10 +177,23 @@ def collect(
     pairs = [(float(r["score"]), str(r["outcome"])) for r in _rows(conn, _RELIABILITY)]
     data.reliability = reliability_buckets(pairs)
     data.attention = _rows(conn, _ATTENTION)
+    data.calibration = _calibration(conn, source)
     for query in sorted(queries if queries is not None else list_queries(), key=sli_order):
         columns, rows = run_query(conn, query.sql)
         data.slis.append(SliResult(query, columns, rows))
     return data
+
+
+def _calibration(conn: duckdb.DuckDBPyConnection, source: str) -> Any:
+    """Reliability per risk class and the recommendation (`signoff calibrate`'s defaults)."""
+    try:
+        from signoff.tools.calibrate import analyse
+    except ImportError:  # the tools extra is optional for the report
+        return None
+    from signoff.tools.trail import past_in
+
+    outcomes = [o for p in past_in(conn) if (o := p.as_outcome()) is not None]
+    return analyse(outcomes, source=source) if outcomes else None
 
 
 def write_report(
@@ -437,6 +451,79 @@ def reliability_chart(buckets: Sequence[Bucket]) -> Chart:
     return Chart("reliability-diagram", "Confidence vs. outcome reliability diagram", desc, width, height, shapes)
 
 
+CLASS_COLORS = {"low": "#2e7d32", "medium": "#ef6c00", "high": "#c62828"}  # the template's .cal-<class>
+
+
+def calibration_chart(report: Any) -> Chart:
+    """Per risk class: observed success by score decile (dots, Wilson interval as a bar) and the
+    fitted calibration map (line); a dashed mark at the recommended T_auto."""
+    width, height = 460, 380
+    left, top, size = 56.0, 30.0, 300.0
+
+    def px(v: float) -> float:
+        return left + size * v
+
+    def py(v: float) -> float:
+        return top + size * (1 - v)
+
+    shapes: list[Shape] = []
+    for step in range(6):
+        v = step / 5
+        shapes.append(Line(px(0), py(v), px(1), py(v), "grid"))
+        shapes.append(Text(px(0) - 6, py(v) + 4, f"{v:.1f}", anchor="end", cls="tick"))
+        shapes.append(Text(px(v), py(0) + 16, f"{100 * v:.0f}", cls="tick"))
+    shapes.append(Line(px(0), py(0), px(1), py(1), "diagonal", "raw score taken at its word"))
+    legend: list[tuple[str, str]] = []
+    for g in report.groups:
+        if g.group not in CLASS_COLORS:
+            continue  # helpdesk classes: their own figures are in the table
+        cls = f"cal-{g.group}"
+        legend.append((g.group, CLASS_COLORS[g.group]))
+        if g.curve is not None:
+            curve = tuple((px(s / 100), py(g.curve.probability(s))) for s in range(0, 101, 2))
+            shapes.append(Polyline(curve, f"calmap {cls}"))
+        for b in g.buckets:
+            if not b.count or b.success_rate is None:
+                continue
+            x = px(b.mean_confidence)
+            shapes.append(Line(x, py(b.success_low or 0), x, py(b.success_high or 0), f"interval {cls}"))
+            tip = f"{g.group} {b.low:g}-{b.high:g}: {b.count} outcomes, {b.success_rate:.0%} succeeded"
+            shapes.append(Circle(x, py(b.success_rate), 3.5, f"caldot {cls}", tip))
+        if g.recommendation.auto is not None:
+            x = px(g.recommendation.auto / 100)
+            tip = f"{g.group}: recommended T_auto {g.recommendation.auto:g}"
+            shapes.append(Line(x, py(0), x, py(1), f"threshold {cls}", tip))
+    shapes += _legend(left, 14, legend)
+    shapes.append(Text(px(0.5), height - 14, "raw confidence score", cls="axis"))
+    shapes.append(Text(16, py(0.5), "observed success rate", cls="axis", rotated=True))
+    desc = f"{sum(g.outcomes for g in report.groups)} outcomes by risk class, with each class's fitted map."
+    return Chart(
+        "calibration-map", "Calibration map and recommended thresholds per risk class", desc, width, height, shapes
+    )
+
+
+def _thresholds(report: Any) -> Table:
+    rows = []
+    for g in report.groups:
+        rec = g.recommendation
+        held = g.held_out
+        rows.append(
+            [
+                g.group,
+                g.outcomes,
+                round(g.ece_raw, 3),
+                round(held[1], 3) if held else None,
+                round(g.brier_raw, 3),
+                g.curve.kind.value if g.curve else "-",
+                rec.auto,
+                rec.manual,
+                rec.reason,
+            ]
+        )
+    columns = ["class", "outcomes", "ECE raw", "ECE calibrated (held out)", "Brier raw", "map"]
+    return _table([*columns, "T_auto", "T_manual", "why"], rows)
+
+
 # -- the page ----------------------------------------------------------------------------------------
 
 
@@ -465,6 +552,8 @@ class Page:
     tiles: list[Tile]
     charts: tuple[Chart, Chart, Chart]  # latency, decisions, reliability
     buckets: Table
+    calibration_chart: Chart | None
+    thresholds: Table | None
     attention: Table
     slis: list[tuple[Query, Table]]
 
@@ -551,6 +640,8 @@ def render_html(data: ReportData) -> str:
         tiles=_tiles(data),
         charts=(latency_chart(data.latencies), decisions_chart(data.decisions), reliability_chart(data.reliability)),
         buckets=_buckets(data.reliability),
+        calibration_chart=calibration_chart(data.calibration) if data.calibration else None,
+        thresholds=_thresholds(data.calibration) if data.calibration else None,
         attention=_attention(data),
         slis=[(s.query, _table(s.columns, s.rows)) for s in data.slis],
     )

@@ -27,6 +27,7 @@ from signoff.domain.models import (
     CheckpointRequest,
     Outcome,
     OutcomeRequest,
+    ShadowVerdict,
     Status,
 )
 from signoff.domain.policy import GateKind, LoadedPolicy, TimeoutRule
@@ -55,6 +56,24 @@ def idempotent_checkpoint_id(caller: str, key: str) -> str:
     return "cp_" + _b32(hashlib.sha256(f"{caller}\0{key}".encode()).digest())[:26]
 
 
+def shadow_verdict(request: CheckpointRequest, shadow: LoadedPolicy) -> ShadowVerdict:
+    """The shadow policy's would-be decision; a request it cannot assess is recorded as such."""
+    try:
+        a = score_request(request, shadow)
+    except InvalidRequest as exc:
+        return ShadowVerdict(policy_version=shadow.version, error=f"{exc.field}: {exc.message}")
+    return ShadowVerdict(
+        policy_version=shadow.version,
+        gate=a.gate.kind,
+        profile=a.gate.profile,
+        band=a.band,
+        risk_class=a.risk.risk_class,
+        score=a.score.score,
+        calibrated_score=a.calibrated_score,
+        approvals_required=a.gate.approvals_required,
+    )
+
+
 def score_request(request: CheckpointRequest, policy: LoadedPolicy) -> Assessment:
     """The engine behind both intake and the dry run, after the checks only the policy knows."""
     if request.environment not in policy.policy.environments:
@@ -71,7 +90,9 @@ class CheckpointService:
         clock: Clock,
         routing: LoadedRouting | None = None,
         workflow: Workflow | None = None,
+        shadow: LoadedPolicy | None = None,
     ) -> None:
+        self.shadow = shadow  # evaluated beside the policy on every checkpoint; never acts
         self.repo = repo
         self.routing = routing
         self.workflow = workflow
@@ -143,6 +164,7 @@ class CheckpointService:
             assessment=assessment,
             caller=caller,
             approvers=[] if auto else self._approvers(request, assessment, now, approvers),
+            shadow=shadow_verdict(request, self.shadow) if self.shadow else None,
         )
         requested = Entry(
             EventType.REQUESTED,
@@ -153,6 +175,7 @@ class CheckpointService:
                 "assessment": assessment.model_dump(mode="json"),
                 "deadline": draft.deadline.isoformat() if draft.deadline else None,
                 "approvers": draft.approvers,
+                **({"shadow": draft.shadow.model_dump(mode="json", exclude_none=True)} if draft.shadow else {}),
             },
         )
         entries = [requested]
