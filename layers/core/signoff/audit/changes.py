@@ -98,4 +98,6 @@ def decision_data(cp: Checkpoint, status: Status, decided_by: str, reason: str, 
         "latency_seconds": (at - cp.created_at).total_seconds(),
         "approvers": [v.approver for v in cp.votes],
         "conditions": cp.conditions,
+        # An agent's approval holds for one set of arguments: the trail names which.
+        **({"arguments_digest": cp.request.tool_call.arguments_digest} if cp.request.tool_call else {}),
     }
