@@ -201,7 +201,8 @@ def start_local(tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> I
     archive = tmp_path_factory.mktemp("archive")
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT / "infra"),
+        # This checkout's package first: an editable install may point at another checkout.
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT / "infra")]),
         "CDK_OUTDIR": str(outdir),
         "SIGNOFF_ARCHIVE": str(archive),
         **variant,

@@ -182,11 +182,16 @@ class AgentGate:
 
     # -- sync --------------------------------------------------------------------------------------
 
-    def ask(self, call: ToolCall) -> Approval:
-        """Create the checkpoint and wait for the decision: the `Approval`, or a `NotApproved`."""
+    def open(self, call: ToolCall) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Create (or, for a call with a `call_id`, find again) the call's checkpoint without waiting:
+        (the request, the checkpoint as the API returned it)."""
         body = self.request(call)
         key = self.idempotency_key(call, body["tool_call"]["arguments_digest"])
-        cp = self._retrying(lambda: self.api.create(body, key)[1])
+        return body, self._retrying(lambda: self.api.create(body, key)[1])
+
+    def ask(self, call: ToolCall) -> Approval:
+        """Create the checkpoint and wait for the decision: the `Approval`, or a `NotApproved`."""
+        body, cp = self.open(call)
         give_up_at = self._clock() + self._patience(cp)
         delay, get = self.poll, functools.partial(self.api.get, str(cp.get("id")))
         while cp.get("status") == "PENDING":
@@ -213,9 +218,7 @@ class AgentGate:
     async def ask_async(self, call: ToolCall) -> Approval:
         """`ask` for event loops: the HTTP calls run in a worker thread, the waits never block the loop.
         Cancelling the task withdraws the checkpoint."""
-        body = self.request(call)
-        key = self.idempotency_key(call, body["tool_call"]["arguments_digest"])
-        cp = await asyncio.to_thread(self._retrying, lambda: self.api.create(body, key)[1])
+        body, cp = await asyncio.to_thread(self.open, call)
         give_up_at = self._clock() + self._patience(cp)
         delay, get = self.poll, functools.partial(self.api.get, str(cp.get("id")))
         try:
