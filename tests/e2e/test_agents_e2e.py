@@ -9,6 +9,7 @@ production call -> soft 'veto-5s' (fail-open: it runs when the window passes).""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,7 +54,7 @@ def gate(signoff: LocalSignoff, agent: str, environment: str = "staging", **kwar
 
 
 def pending_call(
-    signoff: LocalSignoff, agent: str, arguments: dict[str, Any], agent_call: Future[Any]
+    signoff: LocalSignoff, agent: str, arguments: dict[str, Any], agent_call: Future[Any] | asyncio.Task[Any]
 ) -> dict[str, Any]:
     """The pending checkpoint this agent made for these exact arguments, once its card is posted."""
     wanted = digest(arguments)
@@ -154,3 +155,55 @@ def test_a_veto_stops_a_soft_gated_call(signoff: LocalSignoff, agent: str, pool:
     with pytest.raises(Denied):
         outcome(call)
     assert runs == []
+
+
+# -- the MCP gateway -------------------------------------------------------------------------------
+
+
+def test_the_mcp_gateway_gates_a_destructive_tool_and_passes_a_read_only_one(signoff: LocalSignoff, agent: str) -> None:
+    from mcp import Client, types
+    from mcp.server.mcpserver import MCPServer
+
+    from signoff.agents.mcp_gateway import Gateway
+
+    calls: list[str] = []
+    files = MCPServer("files")
+
+    @files.tool(annotations=types.ToolAnnotations(readOnlyHint=True))
+    def read_file(path: str) -> str:
+        calls.append(f"read {path}")
+        return f"contents of {path}"
+
+    @files.tool(annotations=types.ToolAnnotations(destructiveHint=True))
+    def delete_file(path: str) -> str:
+        calls.append(f"delete {path}")
+        return f"deleted {path}"
+
+    def said(result: types.CallToolResult) -> str:
+        return " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+    async def scenario() -> None:
+        gateway_gate = gate(signoff, agent, framework="mcp-gateway")
+        async with Client(files) as upstream, Client(Gateway(upstream, gateway_gate).server()) as client:
+            # A read-only tool passes straight through: no checkpoint
+            read = await client.call_tool("read_file", {"path": "/srv/app.log"})
+            assert said(read) == "contents of /srv/app.log" and calls == ["read /srv/app.log"]
+            # A destructive one waits for Signoff; approved by a signed click, it runs once
+            deleting = asyncio.create_task(client.call_tool("delete_file", {"path": "/srv/old.log"}))
+            cp = await asyncio.to_thread(pending_call, signoff, agent, {"path": "/srv/old.log"}, deleting)
+            assert cp["request"]["risk"]["rollback_available"] is False
+            assert cp["request"]["tool_call"]["framework"] == "mcp-gateway"
+            await asyncio.to_thread(signoff.approve, APPROVER, cp["id"])
+            assert said(await deleting) == "deleted /srv/old.log"
+            # Denied, it never runs and the agent reads why
+            denying = asyncio.create_task(client.call_tool("delete_file", {"path": "/srv/audit.log"}))
+            cp2 = await asyncio.to_thread(pending_call, signoff, agent, {"path": "/srv/audit.log"}, denying)
+            await asyncio.to_thread(deny, signoff, cp2["id"], "deny", "audit logs are kept for a year")
+            refused = await denying
+            assert refused.is_error and "audit logs are kept for a year" in said(refused)
+        assert calls == ["read /srv/app.log", "delete /srv/old.log"]
+        events = signoff.events(cp["id"])
+        decided = next(e for e in events if e["type"] == "decided")
+        assert decided["data"]["arguments_digest"] == digest({"path": "/srv/old.log"})
+
+    asyncio.run(scenario())
