@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -23,13 +24,16 @@ STACK_NAME = "Signoff"
 
 
 def build_app(
-    outdir: str | None = None, policy_path: Path | None = None, routing_path: Path | None = None
+    outdir: str | None = None,
+    policy_path: Path | None = None,
+    routing_path: Path | None = None,
+    context: dict[str, Any] | None = None,
 ) -> tuple[cdk.App, SignoffStack]:
     path = (policy_path or Path(os.environ.get("SIGNOFF_POLICY", ROOT / "signoff.yaml"))).resolve()
     routing = (routing_path or Path(os.environ.get("SIGNOFF_ROUTING", ROOT / "routing.yaml"))).resolve()
     policy = load_policy(path)  # raises PolicyError: synthesis stops here
     load_routing(routing)  # so does an invalid routing file
-    app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"))
+    app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"), context=context)
     example = os.environ.get("SIGNOFF_EXAMPLE", "") == "1" or bool(app.node.try_get_context("example"))
     teams = os.environ.get("SIGNOFF_TEAMS", "") == "1" or bool(app.node.try_get_context("teams"))
     stack = SignoffStack(
