@@ -147,3 +147,15 @@ def test_annotations_feed_the_rules_and_the_risk_facts(tmp_path: Path) -> None:
     rules.write_text("tools: {t: maybe}\n")
     with pytest.raises(ValueError, match="allow, ask or deny"):
         ToolRules.from_yaml(rules)
+
+
+def test_the_command_line_refuses_bad_rules_before_starting_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from signoff.agents.mcp_gateway import main
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("tools: {delete_file: sometimes}\n")
+    argv = ["--url", "http://127.0.0.1:9", "--agent", "a", "--environment", "production", "--service", "files"]
+    assert main([*argv, "--rules", str(rules), "--", "never-started-server"]) == 2
+    assert "allow, ask or deny" in capsys.readouterr().err
