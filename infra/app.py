@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -24,7 +25,10 @@ STACK_NAME = "Signoff"
 
 
 def build_app(
-    outdir: str | None = None, policy_path: Path | None = None, routing_path: Path | None = None
+    outdir: str | None = None,
+    policy_path: Path | None = None,
+    routing_path: Path | None = None,
+    context: dict[str, Any] | None = None,
 ) -> tuple[cdk.App, SignoffStack]:
     path = (policy_path or Path(os.environ.get("SIGNOFF_POLICY", ROOT / "signoff.yaml"))).resolve()
     routing = (routing_path or Path(os.environ.get("SIGNOFF_ROUTING", ROOT / "routing.yaml"))).resolve()
@@ -35,7 +39,7 @@ def build_app(
         Path(os.environ["SIGNOFF_SHADOW_POLICY"]).resolve() if os.environ.get("SIGNOFF_SHADOW_POLICY") else None
     )
     shadow = load_policy(shadow_path) if shadow_path else None  # an invalid shadow stops synthesis too
-    app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"))
+    app = cdk.App(outdir=outdir or os.environ.get("CDK_OUTDIR") or str(ROOT / "cdk.out"), context=context)
     example = os.environ.get("SIGNOFF_EXAMPLE", "") == "1" or bool(app.node.try_get_context("example"))
     teams = os.environ.get("SIGNOFF_TEAMS", "") == "1" or bool(app.node.try_get_context("teams"))
     stack = SignoffStack(

@@ -17,6 +17,7 @@ from signoff_infra.audit import AuditArchive
 from signoff_infra.bedrock import grant_helpdesk_models
 from signoff_infra.data import DataTables
 from signoff_infra.embed import ExampleReleaseWorkflow
+from signoff_infra.github_oidc import GitHubOidcAccess
 from signoff_infra.layer import HELPDESK_PATH, SHADOW_POLICY_IN_LAYER, CoreLayer
 from signoff_infra.monitoring import Monitoring
 from signoff_infra.secrets import Secrets
@@ -93,6 +94,14 @@ class SignoffStack(cdk.Stack):
         if self.node.try_get_context("waf") in (True, "true", "1"):
             # Optional: rate-based rules and IP reputation in front of the stage (`-c waf=true`).
             ApiFirewall(self, "Firewall", api=self.api.rest_api)
+        if repositories := self.node.try_get_context("githubRepositories"):
+            # Optional: GitHub Actions jobs may ask Signoff, with OIDC (`-c githubRepositories=owner/name,...
+            # -c githubBranches=main,release/*`); the role's ARN is the action's role-arn.
+            branches = str(self.node.try_get_context("githubBranches") or "main").split(",")
+            github = GitHubOidcAccess(
+                self, "GitHub", api=self.api.rest_api, repositories=str(repositories).split(","), branches=branches
+            )
+            cdk.CfnOutput(self, "GitHubRoleArn", value=github.role.role_arn)
         self._grant()
         # The audit archive: S3 (Object Lock with `-c archive_object_lock_days=N`), Glue, Athena.
         lock_days = self.node.try_get_context("archive_object_lock_days")

@@ -100,4 +100,6 @@ def decision_data(cp: Checkpoint, status: Status, decided_by: str, reason: str, 
         "conditions": cp.conditions,
         # A shadow policy's would-be gate, beside the one that acted (only when one is deployed).
         **({"shadow": cp.shadow.model_dump(mode="json", exclude_none=True)} if cp.shadow else {}),
+        # An agent's approval holds for one set of arguments: the trail names which.
+        **({"arguments_digest": cp.request.tool_call.arguments_digest} if cp.request.tool_call else {}),
     }

@@ -92,9 +92,30 @@ def _risk(cp: Checkpoint) -> list[str]:
     return lines
 
 
+def _tool_call(cp: Checkpoint) -> list[str]:
+    """An agent's tool call first: what it would run, with which (redacted) arguments, and the digest
+    the approval is bound to."""
+    call, who = cp.request.tool_call, cp.request.requester
+    if call is None:
+        return []
+    agent = f"{who.display_name} ({who.id})" if who.display_name else who.id
+    return [
+        f"Tool: {call.tool}, called by agent {agent}" + (f" via {call.framework}" if call.framework else ""),
+        f"Arguments: {call.arguments_summary or '(none)'}",
+        f"Arguments digest: {call.arguments_digest} (the approval holds for these exact arguments only)",
+    ]
+
+
+def _links(cp: Checkpoint) -> list[tuple[str, str]]:
+    call = cp.request.tool_call
+    conversation = [("Agent conversation", call.conversation_url)] if call and call.conversation_url else []
+    return conversation + [(link.title, link.url) for link in cp.request.evidence.links]
+
+
 def _evidence(cp: Checkpoint) -> list[str]:
     ev = cp.request.evidence
-    lines = [f"Diff: {ev.diff_summary}"] if ev.diff_summary else []
+    lines = _tool_call(cp)
+    lines += [f"Diff: {ev.diff_summary}"] if ev.diff_summary else []
     for t in ev.tests:
         coverage = f", coverage {t.coverage_pct:g}%" if t.coverage_pct is not None else ""
         lines.append(f"Tests {t.name}: {t.passed} passed, {t.failed} failed{coverage}")
@@ -168,7 +189,7 @@ def build_card(cp: Checkpoint) -> Card:
         why=_why(cp),
         risk=_risk(cp),
         evidence=_evidence(cp),
-        links=[(link.title, link.url) for link in req.evidence.links],
+        links=_links(cp),
         recommendation=req.evidence.recommendation,
         deadline=deadline_text(cp),
         ids=[

@@ -149,6 +149,25 @@ class Evidence(_Model):
     recommendation: Annotated[str, StringConstraints(max_length=1000, pattern=TEXT_PATTERN)] | None = None
 
 
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+
+class ToolCall(_Model):
+    """An AI agent's tool call that the checkpoint gates. The approval holds for these exact
+    arguments only: the agent SDK runs the tool only when the digest of the arguments it is about to
+    pass equals `arguments_digest` (changed arguments need a new checkpoint)."""
+
+    tool: Name = Field(description="The tool the agent wants to call")
+    arguments_digest: Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)] = Field(
+        description="sha256: of the canonical JSON of the arguments (sorted keys, no spaces, UTF-8)"
+    )
+    arguments_summary: Annotated[str, StringConstraints(max_length=2000, pattern=TEXT_PATTERN)] = Field(
+        default="", description="The arguments as approvers see them: secrets and personal data redacted, truncated"
+    )
+    conversation_url: Url | None = Field(default=None, description="Where the agent's conversation or run can be read")
+    framework: Name | None = Field(default=None, description="What asked: sdk, mcp-gateway, openai-agents, langgraph")
+
+
 class CheckpointRequest(_Model):
     """POST /v1/checkpoints and POST /v1/score."""
 
@@ -166,6 +185,7 @@ class CheckpointRequest(_Model):
     workflow_id: Name | None = None
     request_id: Name | None = None
     callback_url: CallbackUrl | None = None
+    tool_call: ToolCall | None = Field(default=None, description="Set when an AI agent asks before calling a tool")
 
 
 class Contribution(_Model):

@@ -146,6 +146,11 @@ class SignoffClient:
         """GET /v1/checkpoints/{id}: status, assessment, votes, decision and conditions."""
         return self._call("GET", f"/v1/checkpoints/{quote(checkpoint_id, safe='')}")[1]
 
+    def cancel(self, checkpoint_id: str, reason: str | None = None) -> dict[str, Any]:
+        """POST /v1/checkpoints/{id}/cancel: withdraw a pending checkpoint (its requester only)."""
+        body = {"reason": reason} if reason else {}
+        return self._call("POST", f"/v1/checkpoints/{quote(checkpoint_id, safe='')}/cancel", body)[1]
+
     def outcome(
         self, checkpoint_id: str, outcome: str, details: str | None = None, reported_by: str | None = None
     ) -> dict[str, Any]:
