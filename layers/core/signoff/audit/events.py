@@ -40,6 +40,11 @@ class EventType(StrEnum):
     HELPDESK_RESOLVED = "helpdesk_resolved"
     HELPDESK_RETURNED = "helpdesk_returned"  # "back to the bot"
     HELPDESK_REFUSED = "helpdesk_refused"  # a click the rules do not allow (e.g. claiming one's own request)
+    HELPDESK_ESCALATED = "helpdesk_escalated"  # unclaimed past the queue's first-response deadline: on-call pinged
+    HELPDESK_ESCALATION_FAILED = "helpdesk_escalation_failed"  # the ping could not be posted: the next sweep retries
+    HELPDESK_INCIDENT_OPENED = "helpdesk_incident_opened"  # this report opened an incident (its symptom signature)
+    HELPDESK_INCIDENT_JOINED = "helpdesk_incident_joined"  # this report was collapsed into an open incident
+    HELPDESK_INCIDENT_REPORT = "helpdesk_incident_report"  # on the incident: another report joined it
 
 
 class AuditEvent(BaseModel):
