@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -189,8 +190,9 @@ def test_an_out_of_scope_question_is_handed_off_and_the_on_call_pinged_at_the_de
 def test_two_reports_of_the_same_outage_share_one_incident_thread(desk: LocalSignoff) -> None:
     first_ts = say(desk, "carol@example.com", ENG, "Slack is down for everyone in the Berlin office")
     first = answer(desk, ENG, first_ts)[0]
-    opened = conversation_of(first)
-    incident = eventually(lambda: [m for m in top_level(desk, INCIDENTS) if conversation_of(m) == opened])
+    found = re.search(r"INC-\d+", text_of(first))
+    assert found is not None and actions(first) == HANDOFF  # paged, ticketed, claimable
+    incident = eventually(lambda: [m for m in top_level(desk, INCIDENTS) if found.group(0) in text_of(m)])
     assert len(incident) == 1 and "<!subteam^S01INCCMD>" in text_of(incident[0]) and "<@U0" in text_of(incident[0])
 
     again = "is slack down? nothing sends, it is not working for the whole team"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from signoff import composition
 from signoff.audit.events import EventType, verify_chain
 from signoff.domain.helpdesk.config import load_helpdesk_config
 from signoff.domain.helpdesk.conversation import ConversationState
@@ -16,9 +17,16 @@ from signoff.domain.helpdesk.incidents import oncall_problems, subjects, symptom
 from signoff.domain.helpdesk.router import load_helpdesk
 from signoff.domain.routing import load_routing
 from signoff.ports import HelpdeskAction, HelpdeskReply, Posted
-from signoff.testing.memory import FixedClock, InMemoryConversationRepository, InMemoryHelpdeskChat, InMemoryTicketing
+from signoff.testing.memory import (
+    FixedClock,
+    InMemoryCheckpointRepository,
+    InMemoryConversationRepository,
+    InMemoryHelpdeskChat,
+    InMemoryTicketing,
+)
 from signoff.usecases.helpdesk import HelpdeskService, Question
 from signoff.usecases.helpdesk_escalation import escalate_overdue, tick_time
+from tests.helpers import invoke
 
 pytestmark = pytest.mark.unit
 
@@ -289,3 +297,23 @@ def test_a_first_response_deadline_without_an_on_call_is_refused(tmp_path: Path)
 
     with pytest.raises(Exception, match=r"queues.it-helpdesk.first_response: a first-response deadline needs"):
         load_helpdesk_config(tmp_path / "helpdesk.yaml")
+
+
+# -- the sweeper function -------------------------------------------------------------------------------
+
+
+def test_the_sweeper_function_escalates_as_of_its_scheduled_tick(world: World) -> None:
+    # Given a hand-off and the sweeper wired to this world (its checkpoints: none)
+    conv = world.ask(LUNCH)
+    due = conv.first_response_due
+    assert due is not None
+    composition.override(repository=InMemoryCheckpointRepository(), clock=world.clock, escalations=world.service)
+    try:
+        # When EventBridge's tick at the deadline invokes it (the clock still says 9:00)
+        tick = {"detail-type": "Scheduled Event", "source": "aws.events", "time": due.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        summary = invoke("sweeper", tick)
+    finally:
+        composition.reset()
+    # Then the on-call is pinged, and the checkpoint sweep still reports as before
+    assert summary["helpdesk"] == {"at": due.isoformat(), "escalated": 1, "failed": 0}
+    assert summary["pending"] == 0 and world.types(conv.id)[-1] is EventType.HELPDESK_ESCALATED
