@@ -166,9 +166,11 @@ class SignoffStack(cdk.Stack):
         """The Slack function opens tickets; the sweeper escalates hand-offs (a conversation's
         escalation is a conditional write) and pings the on-call in Slack."""
         self.secrets.ticketing.grant_read(self.api.slack.function)
-        sweeper = self.monitoring.sweeper.function
-        self.data.table.grant_read_write_data(sweeper)
-        self.secrets.slack.grant_read(sweeper)
+        sweeper = self.monitoring.sweeper
+        # A conversation's save is a transaction of conditional puts: PutItem, nothing else.
+        put = iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.data.table.table_arn])
+        sweeper.role.add_to_policy(put)
+        self.secrets.slack.grant_read(sweeper.function)
 
     def _grant(self) -> None:
         """Least privilege, per function."""

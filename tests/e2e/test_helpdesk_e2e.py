@@ -38,7 +38,9 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSignoff]:
     are triaged together."""
     yield from start_local(
         tmp_path_factory,
-        runtime_env={"SIGNOFF_LOCAL_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"},
+        # The suite's POWERTOOLS_LOG_LEVEL=WARNING would win in the stack's process (its logger is
+        # created before the stack reads SIGNOFF_LOCAL_LOG_LEVEL): both are set.
+        runtime_env={"SIGNOFF_LOCAL_LOG_LEVEL": "DEBUG", "POWERTOOLS_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"},
         local_args=("--environments", "4"),
     )
 
