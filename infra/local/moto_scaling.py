@@ -203,7 +203,7 @@ def _index_candidates(table: Table, index_name: str, conditions: dict[str, Dynam
         now = tuple(item.attrs.get(a) for a in attrs) if item is not None else ()
         # Deleted, moved to another value, or out of a sparse index (the attribute removed) since:
         # drop the stale entry. (A missing attribute is None, which DynamoType cannot compare with.)
-        if not now or any(v is None for v in now) or now != wanted:
+        if item is None or any(v is None for v in now) or now != wanted:
             del keys[primary]
             continue
         found.append(item)
