@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local import fake_teams
+from local import fake_jira, fake_teams
+from local.fake_jira import FakeJira
 from local.fake_slack import BOT_TOKEN, FakeSlack
 from local.fake_teams import Conversation, FakeTeams, TeamsUser, bearer_headers, installation_update
 from local.sandbox import TEAMS_EVENTS_PATH, TEAMS_TEAM, Sandbox
 from local.server import LocalApi
 from local.stack import LocalStack
+from signoff.domain.helpdesk.config import load_helpdesk_config
 from signoff.domain.routing import Channel, LoadedRouting, load_routing
 from signoff.surfaces.slack import app as _slack_app
 
@@ -36,6 +38,9 @@ TEAMS_SECRET_VALUES = {
     "tenant_id": fake_teams.TENANT,
 }
 
+# The ticketing secret's values: the fake Jira's account (the CDK secret has the keys user and token).
+TICKETING_SECRET_VALUES = {"user": fake_jira.USER, "token": fake_jira.TOKEN}
+
 
 @dataclass
 class LocalSignoff:
@@ -46,21 +51,32 @@ class LocalSignoff:
     signing_secret: str = field(default_factory=lambda: os.environ.get(SIGNING_SECRET_VAR, DEFAULT_SIGNING_SECRET))
     slack: FakeSlack | None = None
     teams: FakeTeams | None = None  # started when the template has the Teams bot (SIGNOFF_TEAMS=1)
+    jira: FakeJira | None = None  # the helpdesk's ticketing system locally (a real one is never reached)
     stack: LocalStack | None = None
     api: LocalApi | None = None
 
     def start(self) -> LocalSignoff:
         self.slack = FakeSlack(token=BOT_TOKEN).start()
+        self.jira = FakeJira().start()
         # The handlers read these like in Lambda; the secret values come from moto's Secrets Manager.
         os.environ["SLACK_API_URL"] = self.slack.url
         os.environ["SIGNOFF_ALLOW_LOOPBACK_CALLBACKS"] = "true"
         self.stack = LocalStack(
             self.outdir,
-            secret_values={"signing_secret": self.signing_secret, "bot_token": BOT_TOKEN, **TEAMS_SECRET_VALUES},
+            secret_values={
+                "signing_secret": self.signing_secret,
+                "bot_token": BOT_TOKEN,
+                **TEAMS_SECRET_VALUES,
+                **TICKETING_SECRET_VALUES,
+            },
             archive_dir=Path(os.environ.get(ARCHIVE_VAR, DEFAULT_ARCHIVE)),
             environments=self.environments,
         ).start()
         _slack_app.ACK_TIMEOUT_SECONDS = LOCAL_MODAL_TIMEOUT_SECONDS  # read at each views.open
+        # After the stack applied the template's variables: whatever system the template names, the
+        # local helpdesk opens its tickets in the fake Jira (credentials from moto's Secrets Manager).
+        os.environ["TICKETING_SYSTEM"] = "jira"
+        os.environ["TICKETING_URL"] = self.jira.url
         routing = load_routing(os.environ["SIGNOFF_ROUTING_PATH"])  # the copy in the synthesized layer
         _register_directory(self.slack, routing)
         if self._has_teams():
@@ -72,7 +88,15 @@ class LocalSignoff:
             os.environ["TEAMS_TRUSTED_HOSTS"] = self.teams.host
             _register_teams_directory(self.teams, routing)
         self.api = LocalApi(self.stack, self.host, self.port)
-        self.api.sandbox = Sandbox(self.slack, routing, self.signing_secret, self.api.dispatch, teams=self.teams)
+        self.api.sandbox = Sandbox(
+            self.slack,
+            routing,
+            self.signing_secret,
+            self.api.dispatch,
+            teams=self.teams,
+            jira=self.jira,
+            helpdesk_channels=_helpdesk_channels(),
+        )
         if self.teams is not None:
             _install_bot(self.teams, routing, self.api.dispatch)
         self.api.start()
@@ -93,6 +117,17 @@ class LocalSignoff:
             self.slack.stop()
         if self.teams:
             self.teams.stop()
+        if self.jira:
+            self.jira.stop()
+
+
+def _helpdesk_channels() -> list[dict[str, str]]:
+    """The channels helpdesk.yaml lists (the copy in the synthesized layer), for the sandbox's form."""
+    path = os.environ.get("SIGNOFF_HELPDESK_PATH")
+    if not path:
+        return []
+    config = load_helpdesk_config(path).config
+    return [{"id": c.id, "name": c.name} for c in config.channels]
 
 
 def _register_directory(slack: FakeSlack, routing: LoadedRouting) -> None:

@@ -61,6 +61,7 @@ class Message:
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
     updates: int = 0
+    user: str | None = None  # a person's message (FakeSlack.say); None: posted through the Web API (the bot)
 
     def block_text(self) -> str:
         """Every text in the blocks, joined: what a test searches for words."""
@@ -180,6 +181,10 @@ class FakeSlack(LoopbackServer):
         with self._lock:
             return self._messages[(channel, ts)]
 
+    def find(self, channel: str, ts: str) -> Message | None:
+        with self._lock:
+            return self._messages.get((channel, ts))
+
     def cards_of(self, value: str) -> list[Message]:
         """Top-level messages whose buttons carried `value` when posted or updated, oldest first."""
         with self._lock:
@@ -225,6 +230,15 @@ class FakeSlack(LoopbackServer):
         """Bodies posted to response_url."""
         with self._lock:
             return list(self._responses)
+
+    def say(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> Message:
+        """A person's message, as Slack stores it before delivering its event (the helpdesk's input)."""
+        with self._lock:
+            if thread_ts is not None and (channel, thread_ts) not in self._messages:
+                raise SlackError("thread_not_found")
+            message = Message(channel, self._next_ts(), text, [], thread_ts, user=user)
+            self._messages[(channel, message.ts)] = message
+        return message
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -612,3 +626,30 @@ def slash_command_body(
     if enterprise:
         fields["enterprise_id"] = enterprise
     return urlencode(fields)
+
+
+def message_event(
+    team: str, message: Message, *, event_id: str, mention: str | None = None, channel_type: str = "channel"
+) -> dict[str, Any]:
+    """The Events API callback Slack sends for a person's message (`app_mention` when `mention`, the
+    bot's user id, is given and the text names it)."""
+    event: dict[str, Any] = {
+        "type": "app_mention" if mention else "message",
+        "user": message.user,
+        "text": message.text,
+        "channel": message.channel,
+        "ts": message.ts,
+        "event_ts": message.ts,
+        "channel_type": "im" if message.channel.startswith("D") else channel_type,
+    }
+    if message.thread_ts:
+        event["thread_ts"] = message.thread_ts
+    return {
+        "token": "legacy-verification-token",
+        "team_id": team,
+        "api_app_id": APP_ID,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(float(message.ts)),
+        "event": event,
+    }

@@ -200,8 +200,11 @@ def _index_candidates(table: Table, index_name: str, conditions: dict[str, Dynam
     found: list[Item] = []
     for primary in list(keys):
         item = _current(table, *primary)
-        if item is None or tuple(item.attrs.get(a) for a in attrs) != wanted:
-            del keys[primary]  # deleted, or moved to another value since: drop the stale entry
+        now = tuple(item.attrs.get(a) for a in attrs) if item is not None else ()
+        # Deleted, moved to another value, or out of a sparse index (the attribute removed) since:
+        # drop the stale entry. (A missing attribute is None, which DynamoType cannot compare with.)
+        if item is None or any(v is None for v in now) or now != wanted:
+            del keys[primary]
             continue
         found.append(item)
     return sorted(found, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)

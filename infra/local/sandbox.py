@@ -10,6 +10,10 @@ JSON API (the page at /sandbox uses it, and so do the end-to-end tests):
                                            ?wait=S answers once there is one (or after S s)
   POST /sandbox/api/click   {person, channel, ts, action_id, value}
   POST /sandbox/api/submit  {person, view_id, values: {block_id: text}}
+  POST /sandbox/api/say     {person, channel, text, thread_ts?}: the person writes in a channel (or
+                            thread, or D… their DM with the bot); the message's event is signed and
+                            delivered like Slack's, so the helpdesk answers it
+The state's "tickets" are the issues the fake Jira holds (the helpdesk's hand-offs).
 
 With the Teams bot in the template (SIGNOFF_TEAMS=1) the fake Bot Connector's activities are in
 the state too (under "teams": conversation id -> activities as people see them now), and
@@ -31,10 +35,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from local.fake_jira import FakeJira
 from local.fake_slack import (
     FakeSlack,
     block_actions_payload,
     interactivity_body,
+    message_event,
     signed_request,
     view_submission_payload,
 )
@@ -63,8 +69,12 @@ class Sandbox:
         dispatch: Dispatch,
         *,
         teams: FakeTeams | None = None,
+        jira: FakeJira | None = None,
+        helpdesk_channels: list[dict[str, str]] | None = None,
     ) -> None:
         self.slack = slack
+        self.jira = jira
+        self.helpdesk_channels = helpdesk_channels or []  # [{id, name}]: where the page offers to ask
         self.routing = routing
         self.signing_secret = signing_secret
         self.dispatch = dispatch
@@ -92,6 +102,8 @@ class Sandbox:
             return self._act(data, self.fault)
         if method == "POST" and path == "/sandbox/api/submit":
             return self._act(data, self.submit)
+        if method == "POST" and path == "/sandbox/api/say":
+            return self._act(data, self.say)
         if method == "POST" and path == "/sandbox/api/teams/click" and self.teams is not None:
             return self._act(data, self.teams_click)
         if method == "POST" and path == "/sandbox/api/teams/token" and self.teams is not None:
@@ -127,6 +139,13 @@ class Sandbox:
         }
         if self.teams is not None:
             state["teams"] = self.teams_state()
+        if self.helpdesk_channels:
+            state["helpdesk_channels"] = self.helpdesk_channels
+        if self.jira is not None:
+            state["tickets"] = [
+                {"key": key, "fields": issue["fields"], "url": f"{self.jira.url}/browse/{key}"}
+                for key, issue in sorted(self.jira.issues.items())
+            ]
         return state
 
     def teams_state(self) -> dict[str, Any]:
@@ -188,7 +207,32 @@ class Sandbox:
             trigger_id=_trigger(),
             response_url=self.slack.response_url,
         )
+        if not action_id.startswith("signoff:"):  # another app surface's button (helpdesk:claim, ...)
+            payload["actions"][0]["action_id"] = action_id
+        clicked = self.slack.find(channel, ts)
+        if clicked is not None and clicked.thread_ts:  # a button in a thread: Slack names the thread
+            payload["container"]["thread_ts"] = clicked.thread_ts
         return self._send(payload, who, deliveries)
+
+    def say(self, person: str, channel: str, text: str, thread_ts: str | None = None) -> dict[str, Any]:
+        """`person` writes `text`; Slack's event for it goes to Signoff, signed. The helpdesk answers
+        in a lazy listener, so the reply shows up in the state a moment later."""
+        who = self._person(person)
+        assert who.slack is not None
+        if not text.strip():
+            raise LookupError("say something: the text is empty")
+        message = self.slack.say(channel, who.slack.user, text, thread_ts)
+        self._events += 1
+        event = message_event(who.slack.team, message, event_id=f"EvSandbox{self._events:06d}")
+        body = json.dumps(event)
+        headers = {
+            "content-type": "application/json",
+            **{k.lower(): v for k, v in signed_request(body, self.signing_secret, int(time.time())).items()},
+        }
+        status, _, answer = self.dispatch("POST", EVENTS_PATH, headers, body.encode())
+        return {"status": status, "answer": _decode(answer), "channel": channel, "ts": message.ts}
+
+    _events = 0
 
     def submit(self, person: str, view_id: str, values: dict[str, str | None]) -> dict[str, Any]:
         who = self._person(person)

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -136,7 +137,8 @@ class LocalApi:
     def _local(self, method: str, path: str, body: bytes, wait: float = 0.0) -> tuple[int, dict[str, str], bytes]:
         """Local-only helpers: run and watch the stack's state machines (e.g. the example workflow).
         GET /local/executions lists them; POST /local/executions {"state_machine", "input", "name"};
-        GET /local/executions/{name}?wait=S answers once it is no longer running (or after S s)."""
+        GET /local/executions/{name}?wait=S answers once it is no longer running (or after S s);
+        POST /local/sweep {"at"} runs the sweeper as of a moment."""
         if path == "/local/drain" and method == "POST":
             # Wait until the stream mappings delivered everything written so far (the archive).
             drained = self.stack.poller.drain() if self.stack.poller else True
@@ -147,6 +149,8 @@ class LocalApi:
             return _json(200 if names else 404, {"functions": names})
         if path == "/local/queues":
             return _json(200, {"queues": self._queue_messages()})
+        if path == "/local/sweep" and method == "POST":
+            return self._sweep(body)
         sfn = self.stack.client("stepfunctions")
         if path.startswith("/local/executions/") and method == "GET":
             name = path.removeprefix("/local/executions/")
@@ -171,6 +175,30 @@ class LocalApi:
                 described = sfn.describe_execution(executionArn=e["executionArn"])
                 executions.append(_execution_view(machine_name, e["name"], described))
         return _json(200, {"executions": executions})
+
+    def _sweep(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """POST /local/sweep {"at": ISO time}: run the sweeper now, as EventBridge's tick at `at`
+        would (its scheduled event carries the time). How tests reach a deadline without waiting."""
+        try:
+            at = datetime.fromisoformat(str(json.loads(body or b"{}").get("at") or ""))
+        except (ValueError, AttributeError):
+            return _json(400, {"message": 'send {"at": "<ISO 8601 time with a zone>"}'})
+        if at.tzinfo is None:
+            return _json(400, {"message": "at: give a time zone (e.g. ...Z)"})
+        name = next((n for n in self.stack.functions.functions if "sweeper" in n.lower()), None)
+        if name is None:
+            return _json(404, {"message": "the template has no sweeper"})
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [],
+            "detail": {},
+        }
+        return _json(200, self.stack.functions[name].invoke(event))
 
     def _execution(self, sfn: Any, name: str) -> tuple[int, dict[str, str], bytes]:
         """One execution by name (a checkpoint's approval workflow is named after it), without

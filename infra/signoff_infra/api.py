@@ -37,6 +37,7 @@ class SignoffApi(Construct):
         layer: lambda_.ILayerVersion,
         environment: dict[str, str],
         teams: bool = False,
+        helpdesk_environment: dict[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.intake = SignoffFunction(
@@ -55,7 +56,11 @@ class SignoffApi(Construct):
             description="POST /v1/slack/events: Slack interactivity, slash commands and events",
             layer=layer,
             # The helpdesk claims each Events API delivery there (retries change nothing).
-            environment={**environment, "IDEMPOTENCY_TABLE_NAME": data.idempotency.table_name},
+            environment={
+                **environment,
+                "IDEMPOTENCY_TABLE_NAME": data.idempotency.table_name,
+                **(helpdesk_environment or {}),  # the Ticketing port's system, URL and secret
+            },
             reserved_concurrency=CHAT_CONCURRENCY,
             timeout=cdk.Duration.seconds(30),
         )

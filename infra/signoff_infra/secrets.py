@@ -1,4 +1,5 @@
-"""Secrets: the Slack app's credentials and the key that signs requester webhooks."""
+"""Secrets: the Slack app's credentials, the key that signs requester webhooks and the helpdesk's
+ticketing credentials (Jira Cloud or ServiceNow)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ SLACK_ROTATION = (
 WEBHOOK_ROTATION = (
     "Receivers pin the webhook HMAC key; rotating it is a coordinated change with them, done by replacing the "
     "secret value, not by an automatic rotation Lambda."
+)
+
+TICKETING_ROTATION = (
+    "The ticketing credentials are an API token issued by Jira Cloud (or a ServiceNow user's password); they are "
+    "rotated in that system and pasted here, so Secrets Manager rotation has nothing to rotate."
 )
 
 
@@ -60,5 +66,17 @@ class Secrets(Construct):
                 exclude_punctuation=True,
             ),
         )  # fmt: skip
+        # The helpdesk's Ticketing port (Jira: account email + API token; ServiceNow: user + password),
+        # filled in after deployment (README: "Connect ticketing"); read per ticket, cached 5 minutes.
+        self.ticketing = secretsmanager.Secret(
+            self,
+            "Ticketing",
+            description="Signoff helpdesk: ticketing system user and API token",
+            secret_object_value={
+                "user": cdk.SecretValue.unsafe_plain_text("set-me"),
+                "token": cdk.SecretValue.unsafe_plain_text("set-me"),
+            },
+        )
+        nag.acknowledge(self.ticketing, "AwsSolutions-SMG4", TICKETING_ROTATION)
         nag.acknowledge(self.slack, "AwsSolutions-SMG4", SLACK_ROTATION)
         nag.acknowledge(self.webhook, "AwsSolutions-SMG4", WEBHOOK_ROTATION)

@@ -90,7 +90,15 @@ class SignoffStack(cdk.Stack):
         self.workflow = ApprovalWorkflow(
             self, "Approval", layer=self.core.layer, environment=workflow_env, name=approval_name
         )
-        self.api = SignoffApi(self, "Api", data=self.data, layer=self.core.layer, environment=env, teams=teams)
+        self.api = SignoffApi(
+            self,
+            "Api",
+            data=self.data,
+            layer=self.core.layer,
+            environment=env,
+            teams=teams,
+            helpdesk_environment=self._ticketing_environment(),
+        )
         if self.node.try_get_context("waf") in (True, "true", "1"):
             # Optional: rate-based rules and IP reputation in front of the stage (`-c waf=true`).
             ApiFirewall(self, "Firewall", api=self.api.rest_api)
@@ -127,12 +135,17 @@ class SignoffStack(cdk.Stack):
             },
             approval_state_machine=self.workflow.state_machine,
             sweeper_layer=self.core.layer,
-            sweeper_environment={"TABLE_NAME": self.data.table.table_name},
+            # The sweeper also pings the on-call of unclaimed helpdesk hand-offs (in Slack).
+            sweeper_environment={
+                "TABLE_NAME": self.data.table.table_name,
+                "SLACK_SECRET_ARN": self.secrets.slack.secret_arn,
+            },
             table=self.data.table,
             archiver=self.audit.archiver.function,
             archiver_dlq=self.audit.dlq,
             slack_function=self.api.slack.function,
         )
+        self._grant_helpdesk()
         if example:
             self.example = ExampleReleaseWorkflow(self, "Example", intake_function=self.api.intake.function)
             nag.acknowledge(self.example, "AwsSolutions-SF1", nag.EXAMPLE_LOGS)
@@ -167,6 +180,30 @@ class SignoffStack(cdk.Stack):
             cdk.CfnOutput(self, "ShadowPolicyVersion", value=shadow_policy.version, description="Evaluated, never acts")
         nag.acknowledge_stack(self)
 
+    def _ticketing_environment(self) -> dict[str, str]:
+        """The helpdesk's Ticketing port: the secret always (filled in after deployment), the system
+        and its URL when chosen at synth (`-c ticketing=jira -c ticketing_url=https://<site>.atlassian.net`);
+        without them hand-offs go to the thread only."""
+        env = {"TICKETING_SECRET_ARN": self.secrets.ticketing.secret_arn}
+        system, url = self.node.try_get_context("ticketing"), self.node.try_get_context("ticketing_url")
+        if not system:
+            return env
+        if system not in TICKETING_SYSTEMS or not isinstance(url, str) or not url.startswith("https://"):
+            raise ValueError(
+                f"-c ticketing must be one of {', '.join(TICKETING_SYSTEMS)} with -c ticketing_url=https://..."
+            )
+        return {**env, "TICKETING_SYSTEM": system, "TICKETING_URL": url}
+
+    def _grant_helpdesk(self) -> None:
+        """The Slack function opens tickets; the sweeper escalates hand-offs (a conversation's
+        escalation is a conditional write) and pings the on-call in Slack."""
+        self.secrets.ticketing.grant_read(self.api.slack.function)
+        sweeper = self.monitoring.sweeper
+        # A conversation's save is a transaction of conditional puts: PutItem, nothing else.
+        put = iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[self.data.table.table_arn])
+        sweeper.role.add_to_policy(put)
+        self.secrets.slack.grant_read(sweeper.function)
+
     def _grant(self) -> None:
         """Least privilege, per function."""
         table, machine = self.data.table, self.workflow.state_machine
@@ -200,6 +237,9 @@ class SignoffStack(cdk.Stack):
         for fn in (intake, finalize):
             fn.role.add_to_policy(iam.PolicyStatement(actions=TASK_ANSWERS, resources=[self.embedders_arn]))
             nag.acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{_arn_pattern(self)}]", EMBEDDERS)
+
+
+TICKETING_SYSTEMS = ("jira", "servicenow")
 
 
 def _arn_pattern(stack: cdk.Stack) -> str:

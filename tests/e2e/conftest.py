@@ -25,8 +25,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_POLICY = ROOT / "tests" / "e2e" / "policy-fast.yaml"
-# This checkout's `signoff` before the one the virtualenv was installed from (a git worktree shares
-# the main checkout's virtualenv, whose editable install points at the main checkout).
+# This checkout's infra and core package, ahead of whatever the virtualenv installed (an editable
+# install of another checkout would otherwise run in the stack's process).
 PYTHONPATH = os.pathsep.join([str(ROOT / "infra"), str(ROOT / "layers" / "core")])
 SIGNING_SECRET = "signoff-local-signing-secret"  # the local stack's documented default
 # What the Slack app answers when a concurrent write won the checkpoint's optimistic lock.
@@ -44,6 +44,7 @@ class Reply:
 class LocalSignoff:
     url: str
     archive: Path | None = None  # where the stack mirrors its S3 audit archive
+    log: Path | None = None  # everything the stack wrote (handler logs included)
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
         data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
@@ -178,10 +179,6 @@ def expiring_review(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-# This checkout's package first: the editable install may point at another checkout (a worktree).
-PYTHONPATH = os.pathsep.join([str(ROOT / "infra"), str(ROOT / "layers" / "core")])
-
-
 def synthesized(tmp_path_factory: pytest.TempPathFactory, variant: dict[str, str]) -> Path:
     """The cloud assembly of one template variant (policy, routing, Teams...), synthesized once per
     test run: a warm synthesis takes tens of seconds, and xdist workers share this folder (the
@@ -200,9 +197,15 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, variant: dict[str, str
     return outdir
 
 
-def start_local(tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> Iterator[LocalSignoff]:
+def start_local(
+    tmp_path_factory: pytest.TempPathFactory,
+    runtime_env: dict[str, str] | None = None,
+    local_args: tuple[str, ...] = (),
+    **extra_env: str,
+) -> Iterator[LocalSignoff]:
     """Start `python -m local` on a free port from the CDK app synthesized with the fast test policy
-    and the example workflow (or `extra_env`'s variant); stop it afterwards."""
+    and the example workflow (or `extra_env`'s variant); stop it afterwards. `runtime_env` reaches the
+    stack only (e.g. its log level), not the synthesis; `local_args` go to `python -m local`."""
     variant = {"SIGNOFF_POLICY": str(FAST_POLICY), "SIGNOFF_EXAMPLE": "1", **extra_env}
     outdir = synthesized(tmp_path_factory, variant)
     archive = tmp_path_factory.mktemp("archive")
@@ -212,10 +215,11 @@ def start_local(tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> I
         "CDK_OUTDIR": str(outdir),
         "SIGNOFF_ARCHIVE": str(archive),
         **variant,
+        **(runtime_env or {}),
     }
     log = (tmp_path_factory.mktemp("logs") / "local.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "--port", "0", "--outdir", str(outdir)],
+        [sys.executable, "-m", "local", "--port", "0", "--outdir", str(outdir), *local_args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -237,9 +241,10 @@ def start_local(tmp_path_factory: pytest.TempPathFactory, **extra_env: str) -> I
         proc.kill()
         pytest.fail("local stack did not start:\n" + "".join(seen) + Path(log.name).read_text())
     # Keep draining its output (handler logs go to stdout, like in Lambda) so it never blocks.
-    threading.Thread(target=lambda: [log.write(line) for line in proc.stdout or []], daemon=True).start()
+    # Each line is flushed, so a test can read what the stack logged so far (see LocalSignoff.log).
+    threading.Thread(target=lambda: [(log.write(line), log.flush()) for line in proc.stdout or []], daemon=True).start()
     try:
-        yield LocalSignoff(url, archive)
+        yield LocalSignoff(url, archive, Path(log.name))
     finally:
         proc.terminate()
         try:

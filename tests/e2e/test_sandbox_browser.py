@@ -365,3 +365,42 @@ def test_teams_card_clicked_through_the_sandbox_page(teams_stack: LocalSignoff, 
     page.shoot("teams")
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[no-untyped-call]
     assert not severe, severe
+
+
+# -- the helpdesk ---------------------------------------------------------------------------------
+
+
+def test_a_question_typed_on_the_page_is_answered_in_its_thread_with_the_helpdesk_buttons(
+    stack: LocalSignoff, browser: webdriver.Chrome
+) -> None:
+    page = SandboxPage(browser, stack)
+    page.open()
+    page.act_as("alice@example.com")
+    # Given the form, which lists the channels helpdesk.yaml names
+    page.until(lambda: page.find('[data-testid="ask"]').is_displayed() or None, "the helpdesk form")
+    Select(page.find('[data-testid="ask-channel"]')).select_by_value("C01ITHELP")
+    # When Alice types a question and sends it
+    page.find('[data-testid="ask-text"]').send_keys("How do I connect to the VPN from home?")
+    page.click('[data-testid="ask-send"]', "Send")
+    # Then her message shows under her name, and the bot's cited answer in its thread with three buttons
+    channel = '[data-testid="channel-C01ITHELP"]'
+    page.until(lambda: "Alice Martin" in page.text(channel) or None, "Alice's message")
+    answer = page.until(
+        lambda: next((r.text for r in page.finds(f"{channel} [data-testid='reply']") if "Source:" in r.text), None),
+        "the answer in the thread",
+    )
+    assert all(label in answer for label in ("Helpful", "Not helpful", "Talk to a human"))
+
+    # And Talk to a human, clicked on the page as Alice, hands it off with Claim / Resolved / Back to the bot
+    def talk_to_a_human() -> bool:
+        button = browser.find_element(By.XPATH, "//button[normalize-space()='Talk to a human']")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+        button.click()
+        return True
+
+    page.until(talk_to_a_human, "the Talk to a human button")
+    handoff = page.until(
+        lambda: next((r.text for r in page.finds(f"{channel} [data-testid='reply']") if "Claim" in r.text), None),
+        "the hand-off in the thread",
+    )
+    assert "Back to the bot" in handoff and "IT-" in handoff

@@ -213,6 +213,20 @@ def test_the_status_index_follows_puts_updates_deletes_and_pages_in_order(ddb: A
         assert by_status(ddb, status, limit=4) == want  # paging with ExclusiveStartKey
 
 
+def test_an_item_that_leaves_a_sparse_index_is_no_longer_listed(ddb: Any) -> None:
+    # Given items in the index (a helpdesk hand-off awaiting its first response is one)
+    for n in range(1, 4):
+        put(ddb, meta(n))
+    assert by_status(ddb, "PENDING") == ["CP#1", "CP#2", "CP#3"]  # the index map is built here
+    # When one is rewritten without the index's attributes, and another loses them by update
+    put(ddb, {"pk": {"S": "CP#2"}, "sk": {"S": "META"}, "status": {"S": "CLAIMED"}})
+    ddb.update_item(
+        TableName=TABLE_NAME, Key={"pk": {"S": "CP#3"}, "sk": {"S": "META"}}, UpdateExpression="REMOVE status_pk"
+    )
+    # Then the query lists only what is still in it (and does not trip over the stale entries)
+    assert by_status(ddb, "PENDING") == ["CP#1"]
+
+
 def test_a_partition_query_reads_that_partition_in_order(ddb: Any) -> None:
     for n in (1, 2):
         put(ddb, meta(n))

@@ -26,6 +26,24 @@ def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) ->
     assert "stale (not reviewed within 365 days): knowledge/printing.md" in out
 
 
+def test_check_with_routing_accepts_the_shipped_pair_and_names_a_missing_rotation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["helpdesk", "check", str(CONFIG), "--routing", str(ROOT / "routing.yaml")]) == 0
+    data = yaml.safe_load((ROOT / "routing.yaml").read_text(encoding="utf-8"))
+    del data["teams"]["ops"]
+    del data["teams"]["iam"]["on_call"]
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    code = main(["helpdesk", "check", str(CONFIG), "--routing", str(routing)])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "queues.incident.oncall: routing has no team 'ops'" in err
+    assert "queues.iam.oncall: team 'iam' has no on_call rotation" in err
+
+
 def test_check_names_each_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Given a config with an unknown queue and a broken threshold
     data = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))

@@ -128,7 +128,7 @@ def test_an_outage_pages_the_on_call_and_is_posted_in_the_incident_channel(world
     assert world.tickets.tickets[0].project == "INC"
     channels = [p[1] for p in world.chat.posts]
     assert "C01ENGPLT" in channels and "C01INCDNT" in channels
-    assert world.chat.posts[0][4].mention_users == ["U_ops-primary"]
+    assert world.chat.posts[0][4].mention_users == ["U_ops"]
 
 
 def test_an_access_request_states_the_boundary_and_grants_nothing(world: World) -> None:

@@ -16,6 +16,7 @@ from signoff.settings import (
     ApiSettings,
     ArchiveSettings,
     CallbackSettings,
+    HelpdeskConfigSettings,
     HelpdeskSettings,
     PolicySettings,
     RoutingSettings,
@@ -87,7 +88,7 @@ def override(**pieces: Any) -> None:
     """Install pieces by name (policy, routing, clock, repository, workflow, api, decisions, chats,
     shadow_policy, slack_chat, teams_chat, teams_connector, callbacks, steps, archive, slack_handler,
     teams_app, self_invoke, helpdesk, conversations, ticketing, helpdesk_service, event_claims,
-    helpdesk_approvals); `reset()` undoes it."""
+    helpdesk_approvals, escalations); `reset()` undoes it."""
     _overrides.update({k: v for k, v in pieces.items() if v is not None})
 
 
@@ -127,7 +128,7 @@ def helpdesk() -> Helpdesk:
     """helpdesk.yaml and its knowledge base; the models are trained and indexed on first triage."""
     from signoff.domain.helpdesk.router import load_helpdesk
 
-    settings = HelpdeskSettings.from_env()
+    settings = HelpdeskConfigSettings.from_env()
     desk = load_helpdesk(settings.signoff_helpdesk_path, settings.signoff_knowledge_path)
     model = desk.loaded.config.model
     if model.provider == "bedrock" and model.bedrock is not None:
@@ -200,7 +201,7 @@ def self_invoke(function_arn: str) -> Callable[[Any], None]:
 def conversations() -> ConversationRepository:
     from signoff.adapters.helpdesk_store import DynamoConversationRepository
 
-    return DynamoConversationRepository(HelpdeskSettings.from_env().table_name)
+    return DynamoConversationRepository(TableSettings.from_env().table_name)
 
 
 @_piece("ticketing")
@@ -309,6 +310,23 @@ def helpdesk_service() -> HelpdeskService:
         clock(),
         ticketing(),
         oncall=oncall_user(routing()),
+    )
+
+
+@_piece("escalations")
+def escalations() -> HelpdeskService | None:
+    """The sweeper's side of the helpdesk (first-response escalation): conversations, the Slack
+    poster and the on-call rotations, no ticketing; None when this deployment serves no helpdesk."""
+    if not helpdesk_configured():
+        return None
+    from signoff.surfaces.slack.chat import credentials, web_client
+    from signoff.surfaces.slack.helpdesk import SlackHelpdeskChat, oncall_user
+    from signoff.usecases.helpdesk import HelpdeskService
+
+    settings = SlackSettings.from_env()
+    client = web_client(credentials(settings.slack_secret_arn).bot_token, settings.slack_api_url)
+    return HelpdeskService(
+        helpdesk(), conversations(), SlackHelpdeskChat(client), clock(), None, oncall=oncall_user(routing())
     )
 
 

@@ -231,6 +231,20 @@ class ConversationRepository(Protocol):
     def recent_question(self, channel: str, key: str) -> tuple[str, datetime] | None:
         """(conversation id, when) of the latest answer to `key` in `channel`, if any."""
 
+    def due_first_response(self, until: datetime, *, limit: int) -> list[Conversation]:
+        """Up to `limit` conversations awaiting a first response whose deadline is at or before
+        `until`, soonest first (an index: may lag a write by a moment; the save's condition decides)."""
+
+    def claim_incident(
+        self, key: str, conversation_id: str, at: datetime, until: datetime, *, replacing: str | None = None
+    ) -> str | None:
+        """Make `conversation_id` the open incident for the symptom signature `key` until `until`, in
+        one conditional write: only if no incident holds it, the holder's window ended before `at`,
+        or the holder is `replacing`. None when claimed; else the holding conversation's id."""
+
+    def extend_incident(self, key: str, conversation_id: str, until: datetime) -> None:
+        """Keep the incident open until `until`, if `conversation_id` still holds `key`."""
+
 
 class HelpdeskAction(StrEnum):
     """The buttons of helpdesk messages; a button carries the conversation id and nothing else."""

@@ -90,12 +90,18 @@ class TeamsAppSettings(TeamsSettings, TableSettings):
     idempotency_table_name: str
 
 
-class HelpdeskSettings(_Settings):
-    """The helpdesk on the Slack function: its config (knowledge folder relative to it unless set),
-    where conversations and claimed events are kept, and the ticketing system if any."""
+class HelpdeskConfigSettings(_Settings):
+    """helpdesk.yaml (its knowledge folder relative to it unless set): the sweeper's escalation reads
+    only this and the table."""
 
     signoff_helpdesk_path: Path
     signoff_knowledge_path: Path | None = None
+
+
+class HelpdeskSettings(HelpdeskConfigSettings):
+    """The helpdesk on the Slack function: its config, where conversations and claimed events are
+    kept, and the ticketing system if any."""
+
     table_name: str
     idempotency_table_name: str
     ticketing_system: Literal["jira", "servicenow"] | None = None

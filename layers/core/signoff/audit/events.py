@@ -44,6 +44,11 @@ class EventType(StrEnum):
     HELPDESK_APPROVAL_REQUESTED = "helpdesk_approval_requested"  # a step's checkpoint created (id, gate, approvers)
     HELPDESK_APPROVAL_DECIDED = "helpdesk_approval_decided"  # a step's checkpoint decided (status, by)
     HELPDESK_EXECUTED = "helpdesk_executed"  # the executor webhook's result (delivered or why not)
+    HELPDESK_ESCALATED = "helpdesk_escalated"  # unclaimed past the queue's first-response deadline: on-call pinged
+    HELPDESK_ESCALATION_FAILED = "helpdesk_escalation_failed"  # the ping could not be posted: the next sweep retries
+    HELPDESK_INCIDENT_OPENED = "helpdesk_incident_opened"  # this report opened an incident (its symptom signature)
+    HELPDESK_INCIDENT_JOINED = "helpdesk_incident_joined"  # this report was collapsed into an open incident
+    HELPDESK_INCIDENT_REPORT = "helpdesk_incident_report"  # on the incident: another report joined it
 
 
 class AuditEvent(BaseModel):

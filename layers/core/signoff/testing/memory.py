@@ -14,7 +14,7 @@ from signoff.adapters.teams_store import SEEN_TTL_SECONDS
 from signoff.audit.events import AuditEvent
 from signoff.domain.cards import Card
 from signoff.domain.errors import AlreadyExists, DuplicateVote, InvalidPageToken, NotFound, StaleCheckpoint
-from signoff.domain.helpdesk.conversation import Conversation
+from signoff.domain.helpdesk.conversation import Conversation, awaiting_first_response
 from signoff.domain.models import Checkpoint, CheckpointPage, MessageRef, Status, Vote
 from signoff.ports import (
     ConversationReference,
@@ -317,6 +317,7 @@ class InMemoryConversationRepository:
         self._conversations: dict[str, Conversation] = {}
         self._events: dict[str, list[AuditEvent]] = {}
         self.questions: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self.incidents: dict[str, tuple[str, datetime]] = {}  # signature -> (conversation id, open until)
         self._lock = threading.Lock()
 
     def create(self, conversation: Conversation, events: list[AuditEvent]) -> None:
@@ -353,6 +354,27 @@ class InMemoryConversationRepository:
 
     def recent_question(self, channel: str, key: str) -> tuple[str, datetime] | None:
         return self.questions.get((channel, key))
+
+    def due_first_response(self, until: datetime, *, limit: int) -> list[Conversation]:
+        due = [c for c in self._conversations.values() if awaiting_first_response(c)]
+        due = [c for c in due if c.first_response_due is not None and c.first_response_due <= until]
+        return sorted(due, key=lambda c: (c.first_response_due, c.id))[:limit]
+
+    def claim_incident(
+        self, key: str, conversation_id: str, at: datetime, until: datetime, *, replacing: str | None = None
+    ) -> str | None:
+        with self._lock:
+            held = self.incidents.get(key)
+            if held is None or held[1] < at or held[0] in (replacing, conversation_id):
+                self.incidents[key] = (conversation_id, until)
+                return None
+            return held[0]
+
+    def extend_incident(self, key: str, conversation_id: str, until: datetime) -> None:
+        with self._lock:
+            held = self.incidents.get(key)
+            if held is not None and held[0] == conversation_id:
+                self.incidents[key] = (conversation_id, max(held[1], until))
 
 
 class InMemoryTicketing:

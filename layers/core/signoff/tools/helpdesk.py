@@ -1,7 +1,8 @@
 """`signoff helpdesk check|explain`: offline tools for the helpdesk's owners, like `signoff policy`.
 
-`check FILE`: validate helpdesk.yaml and its knowledge folder; 0 valid (prints the version), 1 invalid
-(each problem as `path: reason`).
+`check FILE [--routing routing.yaml]`: validate helpdesk.yaml and its knowledge folder (and that every
+queue's `oncall` is a team of routing.yaml with an on_call rotation); 0 valid (prints the version), 1
+invalid (each problem as `path: reason`).
 `explain "question" --user ID --channel ID`: a dry run of the router; prints the class, the sources,
 every confidence contribution, the route and the message it would post (`--json`: exactly
 {"class", "route", "confidence", "contributions", "sources", "visibility", "message"}). 0 success,
@@ -39,6 +40,18 @@ def helpdesk_check(args: argparse.Namespace) -> int:
         _print_problems(exc)
         return EXIT_INVALID
     config = helpdesk.loaded.config
+    if args.routing is not None:
+        from signoff.domain.helpdesk.incidents import oncall_problems
+        from signoff.domain.routing import load_routing
+
+        try:
+            problems = oncall_problems(config, load_routing(args.routing).routing)
+        except PolicyError as exc:
+            _print_problems(exc)
+            return EXIT_INVALID
+        if problems:
+            _print_problems(PolicyError(str(args.file), problems))
+            return EXIT_INVALID
     print(f"OK {args.file}: helpdesk version {helpdesk.loaded.version}")
     print(
         f"  {len(config.classes)} classes ({', '.join(config.classes)}), {len(config.queues)} queues, "
@@ -113,6 +126,7 @@ def add_helpdesk(commands: Any) -> None:
     check.add_argument("file", type=Path, metavar="FILE", help="the helpdesk YAML, e.g. helpdesk.yaml")
     check.add_argument("--knowledge", type=Path, help="the knowledge folder (default: the config's)")
     check.add_argument("--today", type=_day, help="judge staleness as of this day (YYYY-MM-DD)")
+    check.add_argument("--routing", type=Path, help="check the queues' on-call teams against this routing.yaml")
     check.set_defaults(run=helpdesk_check)
 
     explain = sub.add_parser("explain", help="triage one question offline (dry run)")

@@ -28,6 +28,7 @@ from signoff.domain.helpdesk.conversation import (
     new_conversation_id,
     question_key,
 )
+from signoff.domain.helpdesk.incidents import first_response_due
 from signoff.domain.helpdesk.messages import handoff_message
 from signoff.domain.helpdesk.models import Asker, HandoffSummary, Triage
 from signoff.domain.helpdesk.router import Helpdesk
@@ -44,6 +45,7 @@ from signoff.ports import (
     TicketingError,
 )
 from signoff.usecases import helpdesk_metrics
+from signoff.usecases.helpdesk_incidents import Incidents
 
 ANSWER_ACTIONS = [HelpdeskAction.HELPFUL, HelpdeskAction.NOT_HELPFUL, HelpdeskAction.HUMAN]
 HANDOFF_ACTIONS = [HelpdeskAction.CLAIM, HelpdeskAction.RESOLVED, HelpdeskAction.BACK]
@@ -145,7 +147,20 @@ class HelpdeskService:
             flow = self.config.classes[triage.class_name].approval
             actions = [HelpdeskAction.REQUEST, HelpdeskAction.HUMAN] if flow else [HelpdeskAction.HUMAN]
             return self._post(conv, triage.message, actions)
+        if triage.route is Route.INCIDENT:  # the same outage again joins the open incident's thread
+            incidents = self._incidents()
+            conv, joined = incidents.file(conv, now)
+            return conv if joined else incidents.opened(self._hand_off(conv, actor=conv.asker, stopped_because=None))
         return self._hand_off(conv, actor=conv.asker, stopped_because=None)
+
+    def _incidents(self) -> Incidents:
+        return Incidents(
+            self.repo,
+            self.chat,
+            self.config,
+            apply=lambda conversation_id, change: self._apply(conversation_id, lambda c: _Step(*change(c))),
+            post=lambda conv, text, actions: self._post(conv, text, actions),
+        )
 
     def _earlier_answer(self, conv: Conversation) -> tuple[str, str] | None:
         """(conversation id, link) of an answer to the same question in this channel within the window."""
@@ -223,12 +238,16 @@ class HelpdeskService:
         # A ping in a private reply notifies nobody: there, the ticket is how the queue learns of it.
         mentions = {"mention_groups": [queue.usergroup], "mention_users": [oncall] if oncall else []} if public else {}
         conv = self._post(conv, "\n".join(lines), HANDOFF_ACTIONS, **mentions)
+        thread: dict[str, Any] = {}  # the incident's thread: where later reports of it are relayed
         if triage.route is Route.INCIDENT and public:
             incident = self.config.incident_channel.id
             if incident != conv.channel:
-                self.chat.reply(
+                posted = self.chat.reply(
                     incident, None, HelpdeskReply(conversation_id=conv.id, text="\n".join(lines), **mentions)
                 )
+                thread = {"incident_channel": posted.channel, "incident_ts": posted.ts}
+            else:
+                thread = {"incident_channel": conv.channel, "incident_ts": conv.thread_ts or conv.reply_ts}
         data = {
             "queue": triage.queue,
             "usergroup": queue.usergroup,
@@ -243,6 +262,10 @@ class HelpdeskService:
             "state": ConversationState.HANDED_OFF,
             "ticket_key": ticket.key if ticket else None,
             "ticket_url": ticket.url if ticket else None,
+            # Unclaimed past this, the queue's on-call is pinged (usecases.helpdesk_escalation).
+            "first_response_due": first_response_due(triage.queue, now, self.config),
+            "escalated_at": None,
+            **thread,
         }
         conv = self._apply(conv.id, lambda _c: _Step(updates, [(EventType.HELPDESK_HANDED_OFF, _actor(actor), data)]))
         _log("helpdesk handed off", conv, route=triage.route.value, ticket=ticket.key if ticket else None)

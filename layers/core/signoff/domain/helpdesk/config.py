@@ -85,9 +85,11 @@ class Queue(_Strict):
 
     usergroup: str = Field(pattern=r"^S[A-Z0-9]{2,}$", description="Slack user group id")
     handle: str = Field(pattern=r"^@[a-z0-9-]+$")
-    oncall: str | None = Field(default=None, description="an on-call rotation in routing.yaml")
+    oncall: str | None = Field(default=None, description="a team of routing.yaml with an on_call rotation")
     ticket_project: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,9}$")
     area: str = Field(min_length=1)
+    # Handed off and unclaimed this long: the queue's on-call is pinged (once per conversation).
+    first_response: Seconds | None = None
 
 
 class FormInput(StrEnum):
@@ -251,6 +253,15 @@ class Throttling(_Strict):
     per_channel_per_minute: int = Field(ge=1)
 
 
+class IncidentCollapse(_Strict):
+    """Which incident reports are "the same outage": a report naming a symptom and the same set of
+    subjects (systems) as an open incident, within `incident_collapse_window`, joins its thread.
+    Security reports (phishing, a stolen laptop) name no outage symptom: each stays its own incident."""
+
+    symptoms: list[str] = Field(min_length=1, description="outage phrases, matched like cues")
+    subjects: dict[str, list[str]] = Field(min_length=1, description="a system -> the words that name it")
+
+
 class HelpdeskConfig(_Strict):
     version: str = Field(pattern=_SEMVER)
     organization: str = Field(min_length=1)
@@ -266,6 +277,7 @@ class HelpdeskConfig(_Strict):
     repeat_window: Seconds
     incident_collapse_window: Seconds
     model: ModelSettings = Field(default_factory=ModelSettings)
+    incident_collapse: IncidentCollapse | None = None  # None: every incident report opens its own
 
     @model_validator(mode="after")
     def _consistent(self) -> HelpdeskConfig:
@@ -280,6 +292,9 @@ class HelpdeskConfig(_Strict):
         problems += [f"channels: channel {i} is listed twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
         if not any(c.incidents for c in self.channels):
             problems.append("channels: one channel must be marked incidents: true")
+        for name, queue in self.queues.items():
+            if queue.first_response is not None and not queue.oncall:
+                problems.append(f"queues.{name}.first_response: a first-response deadline needs an oncall to ping")
         if problems:
             raise ValueError(PROBLEMS + "\n".join(problems))
         return self

@@ -43,6 +43,15 @@ class ConversationState(StrEnum):
     RESOLVED = "resolved"
 
 
+def awaiting_first_response(conversation: Conversation) -> bool:
+    """Handed to a queue, nobody has claimed it, and its on-call has not been pinged yet."""
+    return (
+        conversation.state is ConversationState.HANDED_OFF
+        and conversation.first_response_due is not None
+        and conversation.escalated_at is None
+    )
+
+
 class Conversation(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -63,5 +72,16 @@ class Conversation(BaseModel):
     claimed_by: str | None = None
     feedback: dict[str, str] = Field(default_factory=dict)  # Slack user id -> helpful | not_helpful
     approval: ApprovalRecord | None = None  # the submitted approval form and its steps' checkpoints
+    # Handed off and unclaimed past this moment: the queue's on-call is pinged, once (escalated_at).
+    first_response_due: datetime | None = None
+    escalated_at: datetime | None = None
+    # An incident: its symptom signature, where its thread is, and reports that joined it before the
+    # thread existed (relayed when it does). A collapsed report names the incident it joined instead.
+    incident_key: str | None = None
+    incident_channel: str | None = None
+    incident_ts: str | None = None
+    incident_ready: bool = False
+    incident_pending: list[str] = Field(default_factory=list)
+    incident_of: str | None = None
     audit_seq: int = 0
     audit_head: str = ""
