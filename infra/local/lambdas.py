@@ -170,3 +170,26 @@ def quiet_disabled_metrics() -> None:
 
     add_metric._signoff_quiet = True  # type: ignore[attr-defined]
     AmazonCloudWatchEMFProvider.add_metric = add_metric  # type: ignore[method-assign]
+
+
+_RESOLVING = threading.RLock()
+
+
+def one_resolver_at_a_time() -> None:
+    """Powertools' event handler keeps the request being resolved on a class attribute
+    (`BaseRouter.current_event`), shared by every resolver in the process. In Lambda a process
+    serves one request at a time; here the API functions' environments share one process, so two
+    requests resolved at once would read each other's body and headers (one caller answered with
+    another's checkpoint). Resolving is kept to one request at a time, process-wide."""
+    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+
+    original = ApiGatewayResolver.resolve
+    if getattr(original, "_signoff_serialized", False):
+        return
+
+    def resolve(self: Any, event: Any, context: Any) -> dict[str, Any]:
+        with _RESOLVING:
+            return original(self, event, context)
+
+    resolve._signoff_serialized = True  # type: ignore[attr-defined]
+    ApiGatewayResolver.resolve = resolve  # type: ignore[method-assign]

@@ -17,7 +17,7 @@ import boto3
 from moto import mock_aws
 
 from local import moto_interpreter, moto_scaling, moto_speed
-from local.lambdas import FunctionRegistry, LocalFunction, quiet_disabled_metrics
+from local.lambdas import FunctionRegistry, LocalFunction, one_resolver_at_a_time, quiet_disabled_metrics
 from local.streams import STREAMS_ENDPOINT, Mapping, StreamPoller
 from local.template import ACCOUNT, REGION, Template
 
@@ -90,6 +90,7 @@ class LocalStack:
         moto_interpreter.install()
         moto_speed.install()
         quiet_disabled_metrics()
+        one_resolver_at_a_time()
         _S3_PUTS.install()
         _S3_PUTS.take()  # a previous stack's puts in this process are not ours
         self._clear_archive_mirror()

@@ -89,3 +89,46 @@ def test_a_handler_that_fails_to_load_gives_its_environment_back(tmp_path: Path)
     for _ in range(2):  # the second attempt loads again instead of waiting for a lost environment
         with pytest.raises(RuntimeError, match="broken at import"):
             fn.invoke({})
+
+
+def test_two_requests_resolved_at_once_each_see_their_own_event() -> None:
+    # Given two Powertools apps (two functions' environments in one process), whose route yields
+    # to the other thread between reading the path and reading it again
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    from local.lambdas import one_resolver_at_a_time
+
+    one_resolver_at_a_time()
+    other_inside = threading.Event()
+    seen: dict[str, tuple[str, str]] = {}
+
+    def app_for(name: str) -> APIGatewayRestResolver:
+        app = APIGatewayRestResolver()
+
+        @app.get("/<who>")
+        def who(who: str) -> dict[str, str]:
+            before = app.current_event.path
+            if name == "first":
+                other_inside.wait(timeout=0.5)  # the second request, if it were resolving, is now
+            else:
+                other_inside.set()
+            seen[name] = (before, app.current_event.path)
+            return {}
+
+        return app
+
+    def event(path: str) -> dict[str, Any]:
+        return {"httpMethod": "GET", "path": path, "resource": "/{who}", "headers": {}, "requestContext": {}}
+
+    first, second = app_for("first"), app_for("second")
+    # When both resolve at the same time
+    threads = [
+        threading.Thread(target=first.resolve, args=(event("/first"), None)),
+        threading.Thread(target=second.resolve, args=(event("/second"), None)),
+    ]
+    threads[0].start()
+    threads[1].start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Then each read its own request throughout
+    assert seen == {"first": ("/first", "/first"), "second": ("/second", "/second")}
