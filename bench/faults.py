@@ -99,6 +99,11 @@ class Run:
         status, cp = self.call("POST", "/v1/checkpoints", body, {"Idempotency-Key": str(uuid.uuid4())})
         if status not in (200, 202):
             raise RuntimeError(f"POST /v1/checkpoints answered {status}: {cp}")
+        if cp["request"]["request_id"] != body["request_id"]:  # answered with another request's checkpoint
+            with self.lock:
+                self.problems.append(
+                    f"{body['request_id']} was answered with {cp['id']} of {cp['request']['request_id']}"
+                )
         return {"kind": kind, "request_id": body["request_id"], "id": cp["id"], "checkpoint": cp}
 
     def click(self, person: str, card: dict[str, Any], checkpoint_id: str, act: str, deliveries: int = 1) -> None:
@@ -253,6 +258,7 @@ def _count(
     server_errors = sum(n for status, n in work.statuses.items() if status >= 500)
     result = {
         "checkpoints": len(created),
+        "distinct_checkpoints": len({c["id"] for c in created}),
         "by_kind": dict(Counter(c["kind"] for c in created)),
         "seconds": round(took, 1),
         "decided_exactly_once": decided_once,
@@ -278,6 +284,7 @@ def _count(
         and votes + refused == work.clicks  # every click is the one vote or an audited refusal
         and verify.returncode == 0
         and not work.problems
+        and result["distinct_checkpoints"] == len(created)
     )
     return result
 
