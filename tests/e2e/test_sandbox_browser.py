@@ -233,9 +233,10 @@ def test_two_person_hard_gate_clicked_through_the_sandbox_page(stack: LocalSigno
     # The requester may not approve: the refusal comes back as an ephemeral, only to her.
     page.act_as("alice@example.com")
     page.click(f'{page.card("D0BOB", cp, bob)} [data-testid="btn-{APPROVE}"]', "Approve on Bob's card as Alice")
-    notice = page.until(lambda: page.find('[data-testid="channel-D0BOB"] [data-testid="ephemeral"]'), "the ephemeral")
-    assert "Only visible to you" in notice.text
-    assert "Separation of duties" in notice.text, notice.text
+    # Read through card_shows: the page re-renders as it polls, so a found element may be replaced.
+    page.card_shows(
+        '[data-testid="channel-D0BOB"] [data-testid="ephemeral"]', "Only visible to you", "Separation of duties"
+    )
     assert not page.finds('[data-testid="modal"]')
     page.shoot("ephemeral")
 
@@ -244,8 +245,8 @@ def test_two_person_hard_gate_clicked_through_the_sandbox_page(stack: LocalSigno
     page.act_as("carol@example.com")
     assert not page.finds('[data-testid="ephemeral"]'), "Alice's ephemeral is not Carol's to see"
     page.click(f'{page.card("D0CAROL", cp, carol)} [data-testid="btn-{APPROVE}"]', "Approve as Carol")
-    modal = page.modal()
-    assert "Approve with comment" in modal.text and "Acting as Carol Diaz" in modal.text
+    page.modal()
+    page.card_shows('[data-testid="modal"]', "Approve with comment", "Acting as Carol Diaz")
     assert page.find('[data-testid="field-comment"]').tag_name == "textarea"
     page.fill("comment", "   ")
     page.click('[data-testid="modal-submit"]', "Submit (blank comment)")
