@@ -215,6 +215,18 @@ def test_a_retried_invoke_adds_no_vote(signoff: LocalSignoff) -> None:
     assert types(signoff, cp["id"]).count("voted") == 1
 
 
+def notified(signoff: LocalSignoff, checkpoint_id: str) -> list[str]:
+    """The trail once Notify has recorded `notified` (every surface has its card): from then on only
+    a click can change it. Read earlier, Notify's own event could land after the snapshot."""
+
+    def settled() -> list[str] | None:
+        trail = types(signoff, checkpoint_id)
+        return trail if "notified" in trail else None
+
+    found: list[str] = eventually(settled)
+    return found
+
+
 @pytest.mark.parametrize(
     ("case", "status"),
     [
@@ -229,7 +241,7 @@ def test_a_retried_invoke_adds_no_vote(signoff: LocalSignoff) -> None:
 def test_bad_tokens_are_refused_and_change_nothing(signoff: LocalSignoff, case: str, status: int) -> None:
     cp = create(signoff, production())
     teams_posted(signoff, cp["id"])
-    before = types(signoff, cp["id"])
+    before = notified(signoff, cp["id"])
     activity = click_activity(signoff, "carol@example.com", cp["id"], "approve", {"comment": "ok"})
     mint: dict[str, Any] = {
         "wrong audience": {"audience": "00000000-0000-4000-8000-0000000000ff"},
@@ -252,7 +264,7 @@ def test_a_foreign_tenant_is_turned_away_and_audited_but_decides_nothing(signoff
     # A genuine Bot Framework token for an activity from a tenant that is not this deployment's
     cp = create(signoff, production())
     teams_posted(signoff, cp["id"])
-    before = types(signoff, cp["id"])
+    before = notified(signoff, cp["id"])
     foreign = "0badbad0-0000-4000-8000-000000000bad"
     activity = click_activity(signoff, "carol@example.com", cp["id"], "approve", {"comment": "ok"}, tenant=foreign)
     answer = send(signoff, activity)
