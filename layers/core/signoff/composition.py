@@ -222,9 +222,15 @@ def ticketing() -> Ticketing | None:
 @_piece("api")
 def api_service() -> CheckpointService:
     """The intake function's service: repository, policy, routing, workflow."""
+    ApiSettings.from_env()  # every variable intake needs, checked at once
+    return _checkpoint_service()
+
+
+def _checkpoint_service() -> CheckpointService:
+    """Checkpoints created through the engine, policy (and shadow), routing and approval workflow:
+    intake's and the helpdesk's approvals alike."""
     from signoff.usecases.intake import CheckpointService
 
-    ApiSettings.from_env()  # every variable intake needs, checked at once
     return CheckpointService(
         repo=repository(),
         policy=policy(),
@@ -281,17 +287,8 @@ def helpdesk_approvals() -> HelpdeskApprovals:
     """Approval forms to checkpoints (the same policy, routing and workflow as intake) and the
     executor webhook (signed with the callback key, like any checkpoint's webhook)."""
     from signoff.usecases.helpdesk_approvals import HelpdeskApprovals
-    from signoff.usecases.intake import CheckpointService
 
-    checkpoints = CheckpointService(
-        repo=repository(),
-        policy=policy(),
-        clock=clock(),
-        routing=routing(),
-        workflow=workflow(),
-        shadow=shadow_policy(),
-    )
-    return HelpdeskApprovals(helpdesk_service(), checkpoints, routing(), executor=callbacks())
+    return HelpdeskApprovals(helpdesk_service(), _checkpoint_service(), routing(), executor=callbacks())
 
 
 @_piece("helpdesk_service")
