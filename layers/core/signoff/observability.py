@@ -16,7 +16,10 @@ NAMESPACE = "Signoff"
 logging.getLogger("botocore.parsers").setLevel(max(logging.getLogger("botocore.parsers").level, logging.INFO))
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# X-Ray patches only what Signoff calls out through: AWS (botocore) and HTTP (http.client, under
+# slack_sdk, the webhooks and the ticketing adapters). Patching everything importable would also
+# trace each SQLite query of the helpdesk's retriever and import httpx/requests where present.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore", "httplib"))
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from signoff.audit.events import AuditEvent
 from signoff.domain.cards import Card
 from signoff.domain.errors import SignoffError
-from signoff.domain.helpdesk.conversation import Conversation
-
-# The helpdesk's model ports. They are defined beside the router (`domain.helpdesk.models`), which
-# types its arguments with them and may import nothing above the domain; they are named here so that
-# adapters (a Bedrock one) and composition find every port in one module.
-from signoff.domain.helpdesk.models import Classifier, Drafter, Retriever
 from signoff.domain.models import Checkpoint, CheckpointPage, MessageRef, Status, Vote
+
+if TYPE_CHECKING:
+    # Only annotations use the helpdesk's types here: every function imports this module, and the
+    # ones without the helpdesk (intake, workflow steps, Teams) should not load its config models
+    # at cold start. The helpdesk's model ports (Classifier, Drafter, Retriever) are defined beside
+    # the router in `domain.helpdesk.models`, which may import nothing above the domain.
+    from signoff.domain.helpdesk.conversation import Conversation
 
 __all__ = [
     "ActivityLog",
@@ -26,17 +27,14 @@ __all__ = [
     "Callbacks",
     "Chat",
     "CheckpointRepository",
-    "Classifier",
     "Clock",
     "ConversationReference",
     "ConversationRepository",
-    "Drafter",
     "HelpdeskAction",
     "HelpdeskChat",
     "HelpdeskReply",
     "Posted",
     "ReferenceStore",
-    "Retriever",
     "TaskToken",
     "TicketDraft",
     "TicketRef",
