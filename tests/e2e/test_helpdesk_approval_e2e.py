@@ -78,6 +78,11 @@ class Stack:
     automation: Automation
     key: bytes
 
+    def received(self, class_name: str) -> list[tuple[dict[str, str], bytes]]:
+        """What the automation received for requests of one class (the tests share the stack)."""
+        with self.automation.lock:
+            return [(h, b) for h, b in self.automation.received if json.loads(b)["class"] == class_name]
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -85,8 +90,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     server = _serve(automation)
     folder = tmp_path_factory.mktemp("helpdesk")
     config = yaml.safe_load((ROOT / "helpdesk.yaml").read_text())
-    executor = f"http://127.0.0.1:{server.server_address[1]}/hooks/access-grant"
-    config["classes"]["access_request"]["approval"]["executor"] = executor
+    for name, hook in (("access_request", "access-grant"), ("policy_exception", "policy-exception")):
+        config["classes"][name]["approval"]["executor"] = f"http://127.0.0.1:{server.server_address[1]}/hooks/{hook}"
     (folder / "helpdesk.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     # The fast policy, with the gate a person clicks: a medium-risk request with a low score waits
     # minutes for a person (the fast policy's own 3 s fail-open gate would approve it by itself).
@@ -164,10 +169,11 @@ def _submit(signoff: LocalSignoff, user: str, view: dict[str, Any], answers: dic
 # -- what Alice sees -------------------------------------------------------------------------------
 
 
-def _bot_dm(signoff: LocalSignoff) -> dict[str, Any] | None:
-    """The bot's reply in Alice's DM: the one offering the form."""
+def _bot_dm(signoff: LocalSignoff, words: str) -> dict[str, Any] | None:
+    """The bot's reply in Alice's DM offering the form for the request that says `words`."""
     for message in signoff.slack()["channels"].get(ALICE_DM, []):
-        if "helpdesk:request" in json.dumps(message["blocks"]):
+        text = json.dumps(message["blocks"])
+        if "helpdesk:request" in text and words in text:
             return dict(message)
     return None
 
@@ -189,7 +195,7 @@ def test_an_access_request_becomes_a_checkpoint_the_manager_approves_and_the_aut
     signoff = stack.signoff
     # Given Alice asks for access in #it-help
     _message(signoff, ALICE, "please grant me access to the sales dashboard", f"{int(time.time())}.000100")
-    bot = eventually(lambda: _bot_dm(signoff))
+    bot = eventually(lambda: _bot_dm(signoff, "Access request"))
     assert "I can draft this request" in json.dumps(bot["blocks"]) and "must approve it" in json.dumps(bot["blocks"])
     buttons = [e for b in bot["blocks"] if b["type"] == "actions" for e in b["elements"]]
     button = next(e for e in buttons if e["action_id"] == "helpdesk:request")
@@ -247,14 +253,14 @@ def test_an_access_request_becomes_a_checkpoint_the_manager_approves_and_the_aut
     # Step 2 exists only now: the system's owners decide, and one of them approves
     said = eventually(lambda: _said(signoff, bot["ts"], "Step 2 of 2: the owners of service-api decide"))
     [second] = set(CHECKPOINT.findall(said))
-    assert second != first and stack.automation.received == []
+    assert second != first and stack.received("access_request") == []
     assert "bob@example.com" in signoff.checkpoint(second)["approvers"]
     eventually(lambda: signoff.cards(second))
     signoff.approve("bob@example.com", second)
 
     # The automation receives one signed request, and the thread says it is done
     assert eventually(lambda: _said(signoff, bot["ts"], "Done: the automation accepted the request"))
-    [(headers, body)] = stack.automation.received
+    [(headers, body)] = stack.received("access_request")
     timestamp = int(headers["x-signoff-timestamp"])
     assert verify(stack.key, timestamp, body, headers["x-signoff-signature"], now=time.time())
     sent = json.loads(body)
@@ -264,7 +270,7 @@ def test_an_access_request_becomes_a_checkpoint_the_manager_approves_and_the_aut
     for checkpoint_id in (first, second):
         execution = eventually(lambda cid=checkpoint_id: _finished(signoff, cid))
         assert execution["status"] == "SUCCEEDED"
-    assert len(stack.automation.received) == 1
+    assert len(stack.received("access_request")) == 1
 
     # The conversation's own trail, as archived: the form, each checkpoint and decision, the result
     assert signoff.call("POST", "/local/drain").status == 200
@@ -280,6 +286,51 @@ def test_an_access_request_becomes_a_checkpoint_the_manager_approves_and_the_aut
     assert requested == [first, second] and decided == [(first, "APPROVED"), (second, "APPROVED")]
     assert next(e.data for e in trail if e.type is EventType.HELPDESK_EXECUTED)["delivered"] is True
     assert "/hooks/access-grant" not in json.dumps([e.data for e in trail])  # the executor's host only
+
+
+def test_a_policy_exception_needs_the_manager_then_the_security_officer(stack: Stack) -> None:
+    signoff = stack.signoff
+    _message(signoff, ALICE, "I need an exception to the usb block to move lab data", f"{int(time.time())}.000200")
+    bot = eventually(lambda: _bot_dm(signoff, "Policy exception"))
+    assert "your manager and security must approve it" in json.dumps(bot["blocks"])
+    conversation = next(
+        e["value"] for b in bot["blocks"] if b["type"] == "actions" for e in b["elements"]
+        if e["action_id"] == "helpdesk:request"
+    )  # fmt: skip
+    views_before = len(signoff.slack()["views"])
+    _click(signoff, ALICE, bot, "helpdesk:request", conversation)
+    view = eventually(lambda: next(iter(signoff.slack()["views"][views_before:]), None))
+    answers = {
+        "policy": "USB storage block",
+        "justification": "to transfer benchmark data to the offline lab rig",
+        "duration": "14 days",
+        "manager": GRACE,
+    }
+    assert _submit(signoff, ALICE, view, answers) in (None, "", {})
+
+    # Step 1: her manager
+    said = eventually(lambda: _said(signoff, bot["ts"], "Step 1 of 2: Grace Hopper decides"))
+    [first] = set(CHECKPOINT.findall(said))
+    eventually(lambda: signoff.cards(first))
+    signoff.approve("grace@example.com", first)
+
+    # Step 2: routing.yaml's security officer, whom the manager cannot stand in for
+    said = eventually(lambda: _said(signoff, bot["ts"], "Step 2 of 2: security-officer (Erin Novak) decides"))
+    [second] = set(CHECKPOINT.findall(said))
+    approvers = signoff.checkpoint(second)["approvers"]
+    assert "erin@example.com" in approvers and "alice@example.com" not in approvers
+    eventually(lambda: signoff.cards(second))
+    assert stack.received("policy_exception") == []
+    signoff.approve("erin@example.com", second)
+
+    assert eventually(lambda: _said(signoff, bot["ts"], "Done: the automation accepted the request"))
+    [(_headers, body)] = stack.received("policy_exception")
+    sent = json.loads(body)
+    assert sent["conversation_id"] == conversation and sent["fields"]["manager"] == "grace@example.com"
+    assert [(s["step"], s["checkpoint_id"], s["status"]) for s in sent["steps"]] == [
+        ("manager", first, "APPROVED"),
+        ("role", second, "APPROVED"),
+    ]
 
 
 def _finished(signoff: LocalSignoff, checkpoint_id: str) -> dict[str, Any] | None:

@@ -53,7 +53,7 @@ ROUTING = load_routing(ROOT / "routing.yaml")
 POLICY = load_policy(ROOT / "signoff.yaml")
 KEY = b"executor-test-key"
 TEAM = "T0SIGNOFF"
-ALICE, GRACE, BOB = "U0ALICE", "U0GRACE", "U0BOB"
+ALICE, GRACE, BOB, ERIN = "U0ALICE", "U0GRACE", "U0BOB", "U0ERIN"
 ACCESS = {
     "system": "service-api",
     "role": "viewer",
@@ -339,6 +339,52 @@ def test_manager_then_owner_then_the_executor_runs_once_and_the_thread_shows_eac
     world.steps.finalize(first, None)
     assert len(world.automation.received) == 1 and len(world.chat.posts) == posts
     assert len(world.step_ids(conv_id)) == 2
+
+
+EXCEPTION = {
+    "policy": "USB storage block",
+    "justification": "to transfer benchmark data to the lab's offline rig",
+    "duration": "14 days",
+    "manager": GRACE,
+}
+
+
+def test_a_policy_exception_needs_the_manager_then_the_security_officer_role(world: World) -> None:
+    conv_id = world.ask("I need an exception to the usb block for two weeks")
+    assert world.conversations.get(conv_id).triage.class_name == "policy_exception"
+    assert world.approvals.submit(conv_id, ALICE, dict(EXCEPTION)) == {}
+    [first] = world.step_ids(conv_id)
+    assert world.checkpoints_repo.get(first).approvers[:1] == ["grace@example.com"]
+    world.decide_and_finalize(GRACE, first)
+
+    # Step 2 goes to routing.yaml's security-officer role (Erin); the manager cannot decide it for them.
+    [_, second] = world.step_ids(conv_id)
+    cp = world.checkpoints_repo.get(second)
+    assert "erin@example.com" in cp.approvers and "alice@example.com" not in cp.approvers
+    assert "step 2 of 2: the security-officer" in cp.request.summary
+    refused = world.click(GRACE, second)
+    assert not refused.ok
+    assert world.automation.received == []
+    world.decide_and_finalize(ERIN, second)
+
+    [(url, _headers, body)] = world.automation.received
+    assert url == "https://automation.lumen-freight.example/hooks/policy-exception"
+    assert [s["step"] for s in json.loads(body)["steps"]] == ["manager", "role"]
+    texts = [p[4].text for p in world.chat.posts[1:]]
+    assert texts[2].startswith("Step 2 of 2: security-officer (Erin") and second in texts[2]
+    assert world.conversations.get(conv_id).approval.state is ApprovalState.EXECUTED  # type: ignore[union-attr]
+
+
+def test_a_role_step_needs_a_role_that_routing_knows() -> None:
+    data = yaml.safe_load((ROOT / "helpdesk.yaml").read_text())
+    del data["classes"]["policy_exception"]["approval"]["role"]
+    with pytest.raises(PolicyError, match="a role step needs the routing.yaml role"):
+        parse_helpdesk_config(data)
+    data = yaml.safe_load((ROOT / "helpdesk.yaml").read_text())
+    data["classes"]["policy_exception"]["approval"]["role"] = "wizard"
+    config = parse_helpdesk_config(data).config
+    problems = flow_problems(config.classes, POLICY.policy.environments, ROUTING)
+    assert problems == ["classes.policy_exception.approval.role: 'wizard' is not a routing.yaml role with members"]
 
 
 def test_the_trail_records_checkpoints_states_and_the_executor_result_and_no_secret(world: World) -> None:

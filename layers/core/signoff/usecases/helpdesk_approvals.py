@@ -44,7 +44,7 @@ from signoff.domain.helpdesk.approvals import (
 from signoff.domain.helpdesk.config import ApprovalFlow, ApprovalStep, Form, FormField, RequestClass
 from signoff.domain.helpdesk.conversation import Conversation, ConversationState
 from signoff.domain.models import Checkpoint, Status
-from signoff.domain.routing import LoadedRouting, Person
+from signoff.domain.routing import LoadedRouting, Person, Role
 from signoff.observability import logger
 from signoff.ports import Callbacks
 from signoff.usecases.helpdesk import HelpdeskService
@@ -174,7 +174,7 @@ class HelpdeskApprovals:
                 requester_name=requester.name if requester else None,
             )
             step = flow.steps[index]
-            named = [record.manager] if step is ApprovalStep.MANAGER and record.manager else None
+            named = self._named_approvers(step, flow, record)
             cp = self.checkpoints.create(
                 request, caller=HELPDESK_CALLER, idempotency_key=request.request_id, approvers=named
             )
@@ -206,7 +206,7 @@ class HelpdeskApprovals:
 
         conv = self.helpdesk.record(conversation_id, add)
         if recorded:
-            who = self._deciders(step, _approval(conv))
+            who = self._deciders(step, _approval(conv), self._class(conv)[2])
             self.helpdesk.tell_thread(conv, requested_message(cp, index, len(self._class(conv)[2].steps), who))
         _log("helpdesk approval step requested", conversation_id, checkpoint_id=cp.id, step=step.value)
 
@@ -305,13 +305,25 @@ class HelpdeskApprovals:
             return directory.by_slack(conv.team, slack_user)
         return next((p for p in directory.people if p.slack and p.slack.user == slack_user), None)
 
-    def _deciders(self, step: ApprovalStep, record: ApprovalRecord) -> str:
+    def _named_approvers(self, step: ApprovalStep, flow: ApprovalFlow, record: ApprovalRecord) -> list[str] | None:
+        """The people a step names; None: the checkpoint's own routing decides (the system's team)."""
+        if step is ApprovalStep.MANAGER and record.manager:
+            return [record.manager]
+        if step is ApprovalStep.ROLE and flow.role:
+            return list(self.routing.routing.roles[flow.role].members)  # flow_problems checked it exists
+        return None
+
+    def _deciders(self, step: ApprovalStep, record: ApprovalRecord, flow: ApprovalFlow) -> str:
         if step is ApprovalStep.MANAGER and record.manager:
             person = self.routing.routing.person(record.manager)
             return person.name if person else record.manager
         if step is ApprovalStep.SYSTEM_OWNER and record.system:
             return f"the owners of {record.system}"
-        return step_label(step)
+        if step is ApprovalStep.ROLE and flow.role:
+            members = self.routing.routing.roles[flow.role].members
+            names = [p.name if (p := self.routing.routing.person(m)) else m for m in members]
+            return f"{flow.role} ({', '.join(names)})"
+        return step_label(step, flow)
 
     def _system_label(self, system: str) -> str:
         service = self.routing.routing.services.get(system)
@@ -332,6 +344,8 @@ def flow_problems(classes: dict[str, RequestClass], environments: list[str], rou
             for system in flow.systems
             if system not in routing.routing.services
         ]
+        if flow.role is not None and not routing.routing.roles.get(flow.role, Role()).members:
+            problems.append(f"classes.{name}.approval.role: {flow.role!r} is not a routing.yaml role with members")
     return problems
 
 

@@ -177,7 +177,7 @@ def checkpoint_request(
         target=f"{target} for {who}"[:200],
         environment=flow.environment,
         service=record.system or "helpdesk",
-        summary=f"{form.title} for {who} (step {index + 1} of {len(flow.steps)}: {step_label(step)})\n"
+        summary=f"{form.title} for {who} (step {index + 1} of {len(flow.steps)}: {step_label(step, flow)})\n"
         + "\n".join(lines)[:1800],
         requester=Requester(id=record.requester, display_name=requester_name, kind="person"),
         signals=Signals(
@@ -209,7 +209,9 @@ def step_of(cp: Checkpoint) -> tuple[str, int] | None:
     return (match["conversation"], int(match["index"])) if match else None
 
 
-def step_label(step: ApprovalStep) -> str:
+def step_label(step: ApprovalStep, flow: ApprovalFlow | None = None) -> str:
+    if step is ApprovalStep.ROLE:
+        return f"the {flow.role}" if flow is not None and flow.role else "the approving role"
     return {ApprovalStep.MANAGER: "the manager", ApprovalStep.SYSTEM_OWNER: "the system owners"}[step]
 
 

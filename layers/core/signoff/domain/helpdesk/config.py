@@ -119,11 +119,13 @@ class Form(_Strict):
 
 
 class ApprovalStep(StrEnum):
-    """Who approves one step of a helpdesk approval: the person the form names as manager, or the
-    team that owns the system (routing.yaml's service of that name)."""
+    """Who approves one step of a helpdesk approval: the person the form names as manager, the
+    team that owns the system (routing.yaml's service of that name), or the members of the flow's
+    `role` in routing.yaml (security for a policy exception, say)."""
 
     MANAGER = "manager"
     SYSTEM_OWNER = "system_owner"
+    ROLE = "role"
 
 
 class ApprovalFlow(_Strict):
@@ -136,6 +138,7 @@ class ApprovalFlow(_Strict):
     environment: str = Field(min_length=1, description="the checkpoint's environment (one of the policy's)")
     executor: str = Field(max_length=2048, description="https only, checked like a checkpoint's callback_url")
     systems: list[str] = Field(default_factory=list, description="routing.yaml services the form offers")
+    role: str | None = Field(default=None, description="the routing.yaml role whose members decide a role step")
 
     @model_validator(mode="after")
     def _executor_allowed(self) -> ApprovalFlow:
@@ -144,6 +147,8 @@ class ApprovalFlow(_Strict):
             raise ValueError(f"executor: {refusal}")
         if ApprovalStep.SYSTEM_OWNER in self.steps and not self.systems:
             raise ValueError("systems: a system_owner step needs the systems the form offers")
+        if ApprovalStep.ROLE in self.steps and not self.role:
+            raise ValueError("role: a role step needs the routing.yaml role whose members decide it")
         return self
 
 
