@@ -90,7 +90,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     server = _serve(automation)
     folder = tmp_path_factory.mktemp("helpdesk")
     config = yaml.safe_load((ROOT / "helpdesk.yaml").read_text())
-    for name, hook in (("access_request", "access-grant"), ("policy_exception", "policy-exception")):
+    hooks = (("access_request", "access-grant"), ("policy_exception", "policy-exception"), ("software_request", "sw"))
+    for name, hook in hooks:
         config["classes"][name]["approval"]["executor"] = f"http://127.0.0.1:{server.server_address[1]}/hooks/{hook}"
     (folder / "helpdesk.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     # The fast policy, with the gate a person clicks: a medium-risk request with a low score waits
@@ -178,15 +179,15 @@ def _bot_dm(signoff: LocalSignoff, words: str) -> dict[str, Any] | None:
     return None
 
 
-def _thread(signoff: LocalSignoff, ts: str) -> list[str]:
-    for message in signoff.slack()["channels"].get(ALICE_DM, []):
+def _thread(signoff: LocalSignoff, ts: str, channel: str = ALICE_DM) -> list[str]:
+    for message in signoff.slack()["channels"].get(channel, []):
         if message["ts"] == ts:
             return [json.dumps(r["blocks"]) + r["text"] for r in message["replies"]]
     return []
 
 
-def _said(signoff: LocalSignoff, ts: str, words: str) -> str | None:
-    return next((text for text in _thread(signoff, ts) if words in text), None)
+def _said(signoff: LocalSignoff, ts: str, words: str, channel: str = ALICE_DM) -> str | None:
+    return next((text for text in _thread(signoff, ts, channel) if words in text), None)
 
 
 def test_an_access_request_becomes_a_checkpoint_the_manager_approves_and_the_automation_runs_once(
@@ -331,6 +332,51 @@ def test_a_policy_exception_needs_the_manager_then_the_security_officer(stack: S
         ("manager", first, "APPROVED"),
         ("role", second, "APPROVED"),
     ]
+
+
+def test_a_software_request_goes_approval_then_change_ticket_then_change(stack: Stack) -> None:
+    signoff = stack.signoff
+    # Alice writes in #it-help (through the sandbox, so her message is in the fake Slack's channel)
+    text = "can I get photoshop for the town hall videos"
+    said_in = {"person": "alice@example.com", "channel": "C01ITHELP", "text": text}
+    posted = signoff.call("POST", "/sandbox/api/say", said_in)
+    assert posted.status == 200 and posted.body["status"] == 200, posted.body
+    asked = str(posted.body["ts"])
+    # Software is answered in the channel's thread (public), under her message
+    bot = eventually(lambda: next((r for r in _replies(signoff, asked) if "helpdesk:request" in json.dumps(r)), None))
+    conversation = next(
+        e["value"] for b in bot["blocks"] if b["type"] == "actions" for e in b["elements"]
+        if e["action_id"] == "helpdesk:request"
+    )  # fmt: skip
+    views_before = len(signoff.slack()["views"])
+    payload = block_actions_payload(TEAM, ALICE, conversation, "x", "C01ITHELP", bot["ts"], trigger_id="trg-sw")
+    payload["actions"][0]["action_id"] = "helpdesk:request"
+    _post(signoff, interactivity_body(payload), "application/x-www-form-urlencoded")
+    view = eventually(lambda: next(iter(signoff.slack()["views"][views_before:]), None))
+    answers = {"software": "Photoshop", "reason": "town hall videos", "device": "mac", "manager": GRACE}
+    assert _submit(signoff, ALICE, view, answers) in (None, "", {})
+
+    said = eventually(lambda: _said(signoff, asked, "Step 1 of 1: Grace Hopper decides", "C01ITHELP"))
+    [step] = set(CHECKPOINT.findall(said))
+    eventually(lambda: signoff.cards(step))
+    assert stack.received("software_request") == []
+    signoff.approve("grace@example.com", step)
+
+    # The change ticket is opened in the fake Jira first; the automation gets its key; then done
+    opened = eventually(lambda: _said(signoff, asked, "Change ticket", "C01ITHELP"))
+    ticket = next(t for t in signoff.slack()["tickets"] if conversation in json.dumps(t))
+    assert ticket["key"] in opened and ticket["key"].startswith("IT-")
+    assert eventually(lambda: _said(signoff, asked, "Done: the automation accepted the request", "C01ITHELP"))
+    [(_headers, body)] = stack.received("software_request")
+    assert json.loads(body)["ticket"]["key"] == ticket["key"]
+    assert len([t for t in signoff.slack()["tickets"] if conversation in json.dumps(t)]) == 1
+
+
+def _replies(signoff: LocalSignoff, ts: str) -> list[dict[str, Any]]:
+    for message in signoff.slack()["channels"].get("C01ITHELP", []):
+        if message["ts"] == ts:
+            return list(message["replies"])
+    return []
 
 
 def _finished(signoff: LocalSignoff, checkpoint_id: str) -> dict[str, Any] | None:

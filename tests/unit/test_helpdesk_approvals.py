@@ -37,6 +37,7 @@ from signoff.testing.memory import (
     InMemoryCheckpointRepository,
     InMemoryConversationRepository,
     InMemoryHelpdeskChat,
+    InMemoryTicketing,
     InMemoryWorkflow,
 )
 from signoff.usecases.decisions import DecisionService
@@ -95,7 +96,8 @@ class World:
         self.clock = FixedClock(datetime(2026, 11, 16, 9, 0, tzinfo=UTC))
         self.conversations = InMemoryConversationRepository()
         self.chat = InMemoryHelpdeskChat()
-        self.helpdesk = HelpdeskService(HELPDESK, self.conversations, self.chat, self.clock)
+        self.ticketing = InMemoryTicketing()
+        self.helpdesk = HelpdeskService(HELPDESK, self.conversations, self.chat, self.clock, ticketing=self.ticketing)
         self.checkpoints_repo = InMemoryCheckpointRepository()
         self.workflow = InMemoryWorkflow()
         self.checkpoints = CheckpointService(self.checkpoints_repo, policy, self.clock, ROUTING, self.workflow)
@@ -471,6 +473,55 @@ def test_an_auto_gate_approves_at_once_and_the_executor_runs_without_a_workflow(
     assert len(world.automation.received) == 1
     assert world.automation.received[0][0] == "https://automation.lumen-freight.example/hooks/software-request"
     assert "approved it at once" in world.chat.texts()[1]
+
+
+def _lenient_world() -> World:
+    data = yaml.safe_load((ROOT / "signoff.yaml").read_text())
+    for risk in ("low", "medium"):
+        data["matrix"][risk] = {"high": "auto", "medium": "auto", "low": "auto"}
+    return World(policy=parse_policy(data))
+
+
+SOFTWARE = {"software": "Photoshop", "reason": "town hall videos", "manager": GRACE}
+
+
+def test_approval_then_the_change_ticket_then_the_change() -> None:
+    world = _lenient_world()
+    conv_id = world.ask("can I get photoshop for the town hall videos")
+    assert world.approvals.submit(conv_id, ALICE, dict(SOFTWARE)) == {}
+
+    # The approved request became a ticket in the class's queue's project before the automation ran
+    [ticket] = world.ticketing.tickets
+    assert ticket.project == "IT" and ticket.reference == f"{conv_id}.change" and "change" in ticket.labels
+    assert "the software and edition: Photoshop" in ticket.description
+    [(_url, _headers, body)] = world.automation.received
+    assert json.loads(body)["ticket"] == {"key": "IT-1", "url": "https://tickets.example.com/browse/IT-1"}
+    texts = world.chat.texts()
+    opened = next(i for i, t in enumerate(texts) if t.startswith("Change ticket IT-1 opened"))
+    done = next(i for i, t in enumerate(texts) if t.startswith("Done: the automation accepted"))
+    assert opened < done
+    assert world.types(conv_id).count(EventType.HELPDESK_CHANGE_TICKET) == 1
+
+    # Finalize again (a retry): no second ticket, no second change
+    world.steps.finalize(world.step_ids(conv_id)[0], None)
+    assert len(world.ticketing.tickets) == 1 and len(world.automation.received) == 1
+
+
+def test_no_change_ticket_no_change() -> None:
+    world = _lenient_world()
+    world.ticketing.fail_next = True
+    conv_id = world.ask("can I get photoshop for the town hall videos")
+    world.approvals.submit(conv_id, ALICE, dict(SOFTWARE))
+
+    assert world.automation.received == []
+    conv = world.conversations.get(conv_id)
+    assert conv.approval is not None and conv.approval.state is ApprovalState.EXECUTION_FAILED
+    assert conv.approval.executor_result == "no change ticket: ticketing unavailable"
+    assert "The change ticket could not be opened (ticketing unavailable)" in world.chat.texts()[-1]
+    [event] = [e for e in world.conversations.events(conv_id) if e.type is EventType.HELPDESK_CHANGE_TICKET]
+    assert event.data == {"ticket_system": "jira", "ticket_key": None, "error": "ticketing unavailable"}
+    world.steps.finalize(world.step_ids(conv_id)[0], None)  # a retry changes nothing: never executed late
+    assert world.automation.received == [] and world.ticketing.tickets == []
 
 
 def test_a_second_submission_of_the_same_form_creates_nothing_more(world: World) -> None:

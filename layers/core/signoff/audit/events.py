@@ -43,6 +43,7 @@ class EventType(StrEnum):
     HELPDESK_FORM_SUBMITTED = "helpdesk_form_submitted"  # the approval form's field names (answers on the conversation)
     HELPDESK_APPROVAL_REQUESTED = "helpdesk_approval_requested"  # a step's checkpoint created (id, gate, approvers)
     HELPDESK_APPROVAL_DECIDED = "helpdesk_approval_decided"  # a step's checkpoint decided (status, by)
+    HELPDESK_CHANGE_TICKET = "helpdesk_change_ticket"  # every step approved: the change ticket (or why none)
     HELPDESK_EXECUTED = "helpdesk_executed"  # the executor webhook's result (delivered or why not)
     HELPDESK_ESCALATED = "helpdesk_escalated"  # unclaimed past the queue's first-response deadline: on-call pinged
     HELPDESK_ESCALATION_FAILED = "helpdesk_escalation_failed"  # the ping could not be posted: the next sweep retries

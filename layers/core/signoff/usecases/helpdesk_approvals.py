@@ -11,7 +11,9 @@
    the helpdesk's, it records the step's outcome on the conversation and in its thread; an
    approval creates the next step's checkpoint, a denial (or expiry, or cancellation) ends the
    chain, and the last approval runs the executor: a signed webhook (the `Callbacks` port, like a
-   checkpoint's callback) to the class's automation, whose result is posted in the thread.
+   checkpoint's callback) to the class's automation, whose result is posted in the thread. A flow
+   with `change_ticket` goes approval, then ticket, then change: a change ticket is opened through
+   the `Ticketing` port first, its key goes to the automation, and without it nothing is executed.
 
 Every part is idempotent, because Finalize may run again: a step's checkpoint is created with an
 idempotency key naming the conversation and the step (a retry finds the first), a step's outcome
@@ -33,6 +35,7 @@ from signoff.domain.helpdesk.approvals import (
     ApprovalState,
     FormReading,
     StepRecord,
+    change_ticket_message,
     checkpoint_request,
     decided_message,
     executed_message,
@@ -46,7 +49,7 @@ from signoff.domain.helpdesk.conversation import Conversation, ConversationState
 from signoff.domain.models import Checkpoint, Status
 from signoff.domain.routing import LoadedRouting, Person, Role
 from signoff.observability import logger
-from signoff.ports import Callbacks
+from signoff.ports import Callbacks, TicketDraft, TicketingError, TicketRef
 from signoff.usecases.helpdesk import HelpdeskService
 from signoff.usecases.intake import CheckpointService
 
@@ -274,6 +277,11 @@ class HelpdeskApprovals:
         record, (_cls, _form, flow) = _approval(conv), self._class(conv)
         if record.state is not ApprovalState.APPROVED:
             return  # executed (or failed) before: never twice
+        if flow.change_ticket and record.ticket_key is None:
+            conv = self._open_change_ticket(conv)
+            record = _approval(conv)
+            if record.state is not ApprovalState.APPROVED:
+                return  # no ticket, no change
         if self.executor is None:
             delivered, detail = False, "no executor configured"
         else:
@@ -291,6 +299,67 @@ class HelpdeskApprovals:
         conv = self.helpdesk.record(conversation_id, done)
         self.helpdesk.tell_thread(conv, executed_message(delivered, detail))
         _log("helpdesk approval executed", conversation_id, delivered=delivered)
+
+    def _open_change_ticket(self, conv: Conversation) -> Conversation:
+        """Approval, then the ticket, then the change: the approved request becomes a ticket in the
+        class's queue's project before the automation is called; without one nothing is executed.
+        The ticket is recorded once; its reference (the conversation and ".change") lets an ITSM that
+        deduplicates on it (ServiceNow's correlation_id) drop a second open after a lost answer."""
+        record, (cls, form, _flow) = _approval(conv), self._class(conv)
+        ticketing = self.helpdesk.ticketing
+        ticket: TicketRef | None = None
+        error: str | None = "no ticketing system configured"
+        if ticketing is not None:
+            try:
+                ticket, error = ticketing.open(self._change_draft(conv, record, cls, form)), None
+            except TicketingError as exc:
+                error = str(exc)[:200]
+        recorded = False
+
+        def opened(current: Conversation) -> tuple[dict[str, Any], Events]:
+            nonlocal recorded
+            now = _approval(current)
+            if now.state is not ApprovalState.APPROVED or now.ticket_key is not None:
+                return {}, []  # a concurrent run got there first
+            recorded = True
+            if ticket is not None:
+                update: dict[str, Any] = {"ticket_key": ticket.key, "ticket_url": ticket.url}
+            else:
+                update = {"state": ApprovalState.EXECUTION_FAILED, "executor_result": f"no change ticket: {error}"}
+            data = {
+                "ticket_system": ticketing.system if ticketing else None,
+                "ticket_key": ticket.key if ticket else None,
+                "error": error,
+            }
+            return {"approval": now.model_copy(update=update)}, [(EventType.HELPDESK_CHANGE_TICKET, "signoff", data)]
+
+        conv = self.helpdesk.record(conv.id, opened)
+        if recorded:
+            message = change_ticket_message(ticket.key if ticket else None, ticket.url if ticket else None, error)
+            self.helpdesk.tell_thread(conv, message)
+            _log("helpdesk change ticket", conv.id, ticket=ticket.key if ticket else None)
+        return conv
+
+    def _change_draft(self, conv: Conversation, record: ApprovalRecord, cls: RequestClass, form: Form) -> TicketDraft:
+        labels = {f.name: f.label for f in form.fields}
+        queue = self.helpdesk.config.queues[cls.queue]
+        chat = self.helpdesk.chat
+        link = chat.permalink(conv.reply_channel, conv.reply_ts) if conv.reply_channel and conv.reply_ts else None
+        target = record.system or next(iter(record.fields.values()), form.title)
+        return TicketDraft(
+            project=queue.ticket_project,
+            summary=f"[change] {form.title}: {target} for {record.requester}"[:240],
+            description=[
+                *(f"{labels.get(name, name)}: {value}" for name, value in record.fields.items()),
+                *(f"Step {i + 1} ({s.step.value}): {s.status.value} by {s.decided_by} in checkpoint {s.checkpoint_id}"
+                  for i, s in enumerate(record.steps)),
+                f"Helpdesk conversation: {conv.id}",
+            ],
+            urgency="normal",
+            labels=["signoff-helpdesk", "change", record.class_name],
+            link=link,
+            reference=f"{conv.id}.change",
+        )  # fmt: skip
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -363,6 +432,7 @@ def executor_body(conv: Conversation, record: ApprovalRecord) -> dict[str, Any]:
             {"step": s.step.value, "checkpoint_id": s.checkpoint_id, "status": s.status.value, "by": s.decided_by}
             for s in record.steps
         ],
+        **({"ticket": {"key": record.ticket_key, "url": record.ticket_url}} if record.ticket_key else {}),
     }
 
 

@@ -72,6 +72,8 @@ class ApprovalRecord(_Frozen):
     steps: list[StepRecord] = Field(default_factory=list)
     state: ApprovalState = ApprovalState.PENDING
     executor_result: str | None = None
+    ticket_key: str | None = None  # the change ticket (a flow with change_ticket), once opened
+    ticket_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,12 @@ def decided_message(cp: Checkpoint, index: int, steps: int) -> str:
     }[cp.status]
     reason = f" ({cp.decision_reason})" if cp.decision_reason and cp.status is Status.DENIED else ""
     return f"Step {index + 1} of {steps} {outcome}{reason}. Nothing was granted; choose *Talk to a human* for help."
+
+
+def change_ticket_message(key: str | None, url: str | None, error: str | None) -> str:
+    if key is not None:
+        return f"Change ticket {key} opened: {url}. Handing it to the automation with the ticket."
+    return f"The change ticket could not be opened ({error}). Nothing was granted; a person will follow up."
 
 
 def executed_message(delivered: bool, detail: str) -> str:

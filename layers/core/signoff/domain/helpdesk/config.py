@@ -130,8 +130,9 @@ class ApprovalStep(StrEnum):
 
 class ApprovalFlow(_Strict):
     """How an approval class becomes Signoff checkpoints (usecases/helpdesk_approvals.py): one per
-    step, in order, each created only once the one before is approved; on the last approval the
-    executor (the organisation's automation) receives a signed webhook."""
+    step, in order, each created only once the one before is approved; on the last approval (and,
+    with `change_ticket`, once the change ticket is open) the executor (the organisation's
+    automation) receives a signed webhook."""
 
     steps: list[ApprovalStep] = Field(min_length=1, max_length=5)
     action: str = Field(pattern=r"^[a-z][a-z0-9-]{1,62}$", description="the checkpoint's action")
@@ -139,6 +140,11 @@ class ApprovalFlow(_Strict):
     executor: str = Field(max_length=2048, description="https only, checked like a checkpoint's callback_url")
     systems: list[str] = Field(default_factory=list, description="routing.yaml services the form offers")
     role: str | None = Field(default=None, description="the routing.yaml role whose members decide a role step")
+    change_ticket: bool = Field(
+        default=False,
+        description="approval, then the ticket, then the change: once every step is approved a change ticket "
+        "is opened in the class's queue's ticket project, and the executor runs only with its key",
+    )
 
     @model_validator(mode="after")
     def _executor_allowed(self) -> ApprovalFlow:
