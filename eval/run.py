@@ -5,7 +5,8 @@ the route confusion matrix, the answer citation rate, hand-off recall on out-of-
 the number of privileged requests answered (or executed) without approval. Writes eval/results.json.
 
 The classifier is trained from helpdesk.yaml's examples only; the `test` third of questions.jsonl was
-fixed before any tuning and is never used to tune (tune thresholds and examples on `--split train`)."""
+fixed before any tuning and is never used to tune (tune thresholds and examples on `--split train`;
+the train questions are examples too, so estimate with `python -m eval.crossval`, not the train figure)."""
 
 from __future__ import annotations
 

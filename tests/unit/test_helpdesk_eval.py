@@ -22,11 +22,6 @@ def results() -> dict[str, object]:
     return evaluate(load_helpdesk(ROOT / "helpdesk.yaml"), questions)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="89.5% route accuracy on the held-out split (target 90%; phase 1: 86.0%) after tuning on the train "
-    "split only (97.2% there); strict, so reaching the target turns this red until the mark is removed",
-)
 def test_route_accuracy_is_at_least_90_percent(results: dict[str, float]) -> None:
     assert results["route_accuracy"] >= 0.90
 
