@@ -22,7 +22,7 @@ def test_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[str]) ->
 
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith(f"OK {CONFIG}: helpdesk version 1.0.0+")
+    assert out.startswith(f"OK {CONFIG}: helpdesk version 1.1.0+")
     assert "stale (not reviewed within 365 days): knowledge/printing.md" in out
 
 

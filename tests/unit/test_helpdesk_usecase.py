@@ -64,7 +64,7 @@ def test_a_faq_is_answered_in_the_thread_with_a_source_and_the_three_buttons(wor
     assert world.types(conv.id) == [EventType.HELPDESK_TRIAGED, EventType.HELPDESK_POSTED]
     triaged = world.repo.events(conv.id)[0].data
     assert triaged["route"] == "answer" and triaged["sources"] and triaged["contributions"]
-    assert triaged["latency_ms"] >= 0 and triaged["config_version"].startswith("1.0.0+")
+    assert triaged["latency_ms"] >= 0 and triaged["config_version"].startswith("1.1.0+")
     assert verify_chain(world.repo.events(conv.id)) == []
     assert world.tickets.tickets == []
 
