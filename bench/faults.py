@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="signoff-faults-")))
         workdir.mkdir(parents=True, exist_ok=True)
-        url = stack.enter_context(local_stack(workdir, args.environments))
+        url = stack.enter_context(local_stack(workdir, args.environments)).url
         result = run(url, workdir / "archive", args.checkpoints, args.clickers, args.crowd_every, args.workers)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,20 @@ def gated() -> dict[str, Any]:
     return sample("soft", model_confidence=0.1)  # low risk, low band: the review gate (1 approver)
 
 
+@dataclass(frozen=True)
+class RunningStack:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """CPU time the stack's process has used so far (user + system, every thread): Linux /proc."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def local_stack(workdir: Path, environments: int = 1) -> Iterator[str]:
-    """`make local`'s stack, synthesized into workdir, on a free port; its URL. `environments`:
+def local_stack(workdir: Path, environments: int = 1) -> Iterator[RunningStack]:
+    """`make local`'s stack, synthesized into workdir, on a free port. `environments`:
     invocations of one function that run at once."""
     outdir, archive = workdir / "cdk.out", workdir / "archive"
     env = {
@@ -140,7 +152,7 @@ def local_stack(workdir: Path, environments: int = 1) -> Iterator[str]:
         raise RuntimeError(f"the local stack did not start; see {log.name}")
     threading.Thread(target=lambda: [log.write(line) for line in proc.stdout or []], daemon=True).start()
     try:
-        yield url
+        yield RunningStack(url, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -189,8 +201,11 @@ def fill(client: Client, total: int, block: int, gated_share: float) -> list[dic
     return blocks
 
 
-def throughput(client: Client, count: int, workers: int) -> dict[str, Any]:
-    """Gated checkpoints created, carded, approved by a signed click and finalized, per second."""
+def throughput(client: Client, count: int, workers: int, stack: RunningStack | None = None) -> dict[str, Any]:
+    """Gated checkpoints created, carded, approved by a signed click and finalized, per second; with
+    `stack`, also the CPU the stack's process spent per checkpoint. The stack is one Python process
+    (moto and every handler in it, one interpreter lock), so 1 / that CPU is its ceiling however many
+    pipelines wait on it."""
 
     def one(index: int) -> float:
         started = time.perf_counter()
@@ -198,11 +213,11 @@ def throughput(client: Client, count: int, workers: int) -> dict[str, Any]:
         client.approve(cp["id"])
         return time.perf_counter() - started
 
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), stack.cpu_seconds() if stack else 0.0
     with ThreadPoolExecutor(workers, thread_name_prefix="pipeline") as pool:
         durations = list(pool.map(one, range(count)))
     elapsed = time.perf_counter() - started
-    return {
+    result: dict[str, Any] = {
         "checkpoints": count,
         "workers": workers,
         "seconds": round(elapsed, 2),
@@ -210,18 +225,24 @@ def throughput(client: Client, count: int, workers: int) -> dict[str, Any]:
         "end_to_end_p50_ms": round(statistics.median(durations) * 1000, 1),
         "target_per_second": TARGET_GATED_PER_S,
     }
+    if stack is not None:
+        cpu_ms = (stack.cpu_seconds() - cpu_before) * 1000 / count
+        result["stack_cpu_ms_per_checkpoint"] = round(cpu_ms, 1)
+        result["stack_cpu_busy"] = round((stack.cpu_seconds() - cpu_before) / elapsed, 2)  # cores in use
+        result["one_process_ceiling_per_second"] = round(1000 / cpu_ms, 1) if cpu_ms else None
+    return result
 
 
 def bench_growth(total: int, block: int, gated_share: float, sustained: int, workers: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="signoff-growth-") as tmp, local_stack(Path(tmp)) as url:
-        client = Client(url)
+    with tempfile.TemporaryDirectory(prefix="signoff-growth-") as tmp, local_stack(Path(tmp)) as stack:
+        client = Client(stack.url)
         for _ in range(20):  # warm: first imports of every handler
             client.create(auto())
         client.approve(client.create(gated())[1]["id"])
         print(f"growth: {total:,} stored checkpoints in blocks of {block:,} ({gated_share:.0%} gated)", flush=True)
         blocks = fill(client, total, block, gated_share)
         print(f"sustained: {sustained} gated checkpoints, {workers} pipelines", flush=True)
-        sustained_result = throughput(client, sustained, workers)
+        sustained_result = throughput(client, sustained, workers, stack)
     first, last = blocks[0]["auto"]["p50_ms"], blocks[-1]["auto"]["p50_ms"]
     return {
         "blocks": blocks,
@@ -263,7 +284,12 @@ def format_rows(result: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         ),
         (
             f"local gated end to end ({s['workers']} pipelines)",
-            f"{s['per_second']:.1f} checkpoints/s ({s['checkpoints']} in {s['seconds']:.1f} s)",
+            f"{s['per_second']:.1f} checkpoints/s ({s['checkpoints']} in {s['seconds']:.1f} s)"
+            + (
+                f"; stack CPU {s['stack_cpu_ms_per_checkpoint']:.0f} ms each, {s['stack_cpu_busy']:.2f} cores busy"
+                if "stack_cpu_ms_per_checkpoint" in s
+                else ""
+            ),
             f">= {TARGET_GATED_PER_S:g}/s",
             s["per_second"] >= TARGET_GATED_PER_S,
         ),
