@@ -4,6 +4,7 @@ moto's own picker picks."""
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -157,10 +158,11 @@ def test_step_functions_answer_as_moto_does(compared: dict[str, int]) -> None:
     assert compared["shortcut"] > 0
 
 
-def test_the_interpreters_clients_are_kept_per_region_and_service_unless_credentials_are_given() -> None:
+def test_the_interpreters_clients_are_kept_per_region_service_and_role() -> None:
     moto_speed.install()
     moto_speed.install()  # idempotent
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
 
     make = lambda_eval_utils.boto_client_for
     with mock_aws():
@@ -169,3 +171,28 @@ def test_the_interpreters_clients_are_kept_per_region_and_service_unless_credent
         assert make(REGION, "lambda") is not make(REGION, "sqs")
         credentials = {"AccessKeyId": "a", "SecretAccessKey": "s", "SessionToken": "t"}
         assert make(REGION, "lambda", credentials) is not make(REGION, "lambda", credentials)
+        # The interpreter's own credentials (a Lambda task's): one client per role
+        role_a, role_b = (StateCredentials(role_arn=f"arn:aws:iam::123456789012:role/{n}") for n in "ab")
+        assert make(REGION, "lambda", role_a) is make(REGION, "lambda", StateCredentials(role_arn=role_a.role_arn))
+        assert make(REGION, "lambda", role_a) is not make(REGION, "lambda", role_b)
+        assert make(REGION, "lambda", role_a) is not make(REGION, "lambda")
+
+
+def test_the_interpreters_json_paths_are_parsed_once_and_find_what_a_fresh_parse_finds() -> None:
+    moto_speed.install()
+    from jsonpath_ng.ext import parse as fresh_parse
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    data = {"checkpoint": {"id": "cp_1", "votes": [{"by": "a"}, {"by": "b"}]}, "n": 2}
+    for path in ("$.checkpoint.id", "$.checkpoint.votes[*].by", "$.checkpoint.votes[1]", "$"):
+        assert json_path.parse(path) is json_path.parse(path)
+        found = [m.value for m in json_path.parse(path).find(data)]
+        assert found == [m.value for m in fresh_parse(path).find(data)]
+        assert json_path.extract_json(path, data) == json_path.extract_json(path, copy.deepcopy(data))
+    # ResultPath writes through its parsed path: the shared expression is unchanged by a write
+    first, second = {"a": 1}, {"a": 2}
+    result_path.parse("$.result").update_or_create(first, {"ok": True})
+    result_path.parse("$.result").update_or_create(second, {"ok": False})
+    assert first == {"a": 1, "result": {"ok": True}} and second == {"a": 2, "result": {"ok": False}}
+    assert str(result_path.parse("$.result")) == "$.result"
