@@ -9,6 +9,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -271,3 +273,30 @@ def test_a_password_or_token_appears_nowhere(desk: LocalSignoff) -> None:
         assert secret not in json.dumps(tickets(desk)), "in a ticket"
         assert secret not in json.dumps(posted), "in a message the bot posted"
         assert secret not in json.dumps(state["ephemerals"]) and secret not in json.dumps(state["views"])
+
+
+def test_audit_verify_checks_the_helpdesk_trails_in_the_archive(desk: LocalSignoff) -> None:
+    ts = say(desk, "bob@example.com", IT_HELP, "how do I add a printer on my mac")
+    conversation = conversation_of(answer(desk, IT_HELP, ts)[0])
+
+    def verified() -> subprocess.CompletedProcess[str] | None:
+        # Verify compares a quiet moment: the bot may still be recording what it just posted (or
+        # another test's conversation its last step), so drain and verify until both agree.
+        assert desk.call("POST", "/local/drain").body["drained"]
+        out = subprocess.run(
+            [sys.executable, "-m", "signoff.tools.cli", "audit", "verify", "--archive", str(desk.archive)]
+            + ["--url", desk.url, "--no-sign"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        outcomes.append(out.stdout + out.stderr)
+        return out if out.returncode == 0 else None
+
+    outcomes: list[str] = []
+    try:
+        out = eventually(verified, interval=1.0)
+    except AssertionError:
+        raise AssertionError(f"audit verify never passed; last:\n{outcomes[-1]}") from None
+    assert desk.archive is not None and any(desk.archive.rglob(f"{conversation}/*.jsonl.gz"))
+    assert out.stdout.startswith("OK: ") and "checked in the archive alone" in out.stdout

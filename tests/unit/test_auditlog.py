@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -712,3 +712,52 @@ def test_an_archive_in_s3_is_downloaded_queried_verified_and_cleaned_up(
     assert s3.listed == ["audit-bucket/exports/signoff/audit/"] * 2
     assert downloads and not any(d.exists() for d in downloads)  # nothing left behind
     assert not (tmp_path / "escape.jsonl.gz").exists()
+
+
+class _ApiLike(MemoryEvents):
+    """The table as the API shows it: checkpoints only (no route lists helpdesk conversations)."""
+
+    def covers(self, trail_id: str) -> bool:
+        return ApiEvents.covers(cast(ApiEvents, self), trail_id)
+
+
+def test_helpdesk_trails_the_api_cannot_list_are_checked_in_the_archive_alone(data: AuditData, copy: Path) -> None:
+    conversation = "hd_" + "0" * 10 + "a" * 16
+    first = chain_event(
+        checkpoint_id=conversation,
+        prev=None,
+        type=EventType.HELPDESK_TRIAGED,
+        at=datetime(2026, 11, 12, 9, 30, tzinfo=UTC),
+        actor="slack:U0ALICE",
+        data={"class": "how_to", "route": "answer"},
+    )
+    second = chain_event(
+        checkpoint_id=conversation,
+        prev=(first.seq, first.hash),
+        type=EventType.HELPDESK_POSTED,
+        at=datetime(2026, 11, 12, 9, 30, 1, tzinfo=UTC),
+        actor="signoff",
+        data={"where": "thread"},
+    )
+    write_archive(copy, [first, second])
+    report = verify(copy, _ApiLike(data.events))
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.archive_only == {conversation}
+    assert "1 helpdesk trail checked in the archive alone" in report.summary()
+
+    # Altered in the archive, it is still caught there: its hash, and its chain
+    forged = second.model_copy(update={"data": {"where": "dm"}})
+    (copy / archive_key(second)).write_bytes(encode([archive_record(forged)]))
+    assert set(kinds(verify(copy, _ApiLike(data.events)))) == {"bad_hash", "chain"}
+
+    # An archived trail named like nothing Signoff writes stays unknown to the API's table
+    stray = chain_event(
+        checkpoint_id="xx_" + "0" * 26,
+        prev=None,
+        type=EventType.REQUESTED,
+        at=datetime(2026, 11, 12, 9, 30, tzinfo=UTC),
+        actor="someone",
+        data={"request": {}, "assessment": {}, "deadline": None},
+    )
+    write_archive(copy, [stray])
+    assert ("xx_" + "0" * 26, 1) in kinds(verify(copy, _ApiLike(data.events)))["unknown"]
