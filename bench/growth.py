@@ -226,9 +226,10 @@ def throughput(client: Client, count: int, workers: int, stack: RunningStack | N
         "target_per_second": TARGET_GATED_PER_S,
     }
     if stack is not None:
-        cpu_ms = (stack.cpu_seconds() - cpu_before) * 1000 / count
+        used = stack.cpu_seconds() - cpu_before
+        cpu_ms = used * 1000 / count
         result["stack_cpu_ms_per_checkpoint"] = round(cpu_ms, 1)
-        result["stack_cpu_busy"] = round((stack.cpu_seconds() - cpu_before) / elapsed, 2)  # cores in use
+        result["stack_cpu_busy"] = round(used / elapsed, 2)  # cores in use
         result["one_process_ceiling_per_second"] = round(1000 / cpu_ms, 1) if cpu_ms else None
     return result
 

@@ -3,6 +3,7 @@ a handler, so nothing a test does can reach a real AWS account. The network ban 
 sockets only) is pytest-socket's, configured for every suite in pyproject's addopts."""
 
 import os
+from collections import Counter
 
 import pytest
 
@@ -39,7 +40,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             # pytest 9 builds a function's id from its original name and its callspec, which
             # schemathesis does not give: the operation becomes the id's params, as a callspec would.
             item._id = item._id.with_params(item.name[len(last) + 1 : -1])  # type: ignore[attr-defined]
-    seen: set[str] = set()
-    duplicates = sorted({item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)})
+    duplicates = sorted(nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1)
     if duplicates:
         raise pytest.UsageError(f"tests share node ids (xdist would run one of each): {duplicates}")

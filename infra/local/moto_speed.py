@@ -14,7 +14,8 @@ moto from redoing work whose result cannot differ:
   boto3 client (a copy of botocore's event hooks, ~50 ms); they are kept per region, service and
   the task's role (boto3 clients are thread-safe). Credentials of any other shape are not cached.
   (The first version keyed on region and service only and skipped any call with credentials, but
-  every Lambda task passes its role: it never hit. A tenth of the CPU per gated checkpoint.)
+  every Lambda task passes its role: it never hit. With the JSONPath cache below, 268 → 233 ms of
+  the stack's CPU per gated checkpoint.)
 - **JSONPath expressions**: the interpreter parses each state's InputPath, OutputPath and
   ResultPath with jsonpath_ng on every evaluation, building a yacc parser each time; a path's
   parse is the same object every time (jsonpath_ng's expressions are not changed by `find` or

@@ -536,15 +536,20 @@ def test_a_deleted_object_is_named_by_checkpoint_and_seq(data: AuditData, copy: 
     assert "1 missing" in report.summary() and report.summary().startswith("FAILED")
 
 
-def test_an_event_the_table_does_not_know_is_named(data: AuditData, copy: Path) -> None:
-    stray = chain_event(
-        checkpoint_id="cp_0000000000000000000000zzzz",
+def _stray(trail_id: str) -> AuditEvent:
+    """The first event of a trail the table never held."""
+    return chain_event(
+        checkpoint_id=trail_id,
         prev=None,
         type=EventType.REQUESTED,
         at=datetime(2026, 11, 12, 9, 30, tzinfo=UTC),
         actor="someone",
         data={"request": {}, "assessment": {}, "deadline": None},
     )
+
+
+def test_an_event_the_table_does_not_know_is_named(data: AuditData, copy: Path) -> None:
+    stray = _stray("cp_0000000000000000000000zzzz")
     write_archive(copy, [stray])
     # And one more event after the end of a real checkpoint's chain.
     last = data.events[-1]
@@ -751,13 +756,6 @@ def test_helpdesk_trails_the_api_cannot_list_are_checked_in_the_archive_alone(da
     assert set(kinds(verify(copy, _ApiLike(data.events)))) == {"bad_hash", "chain"}
 
     # An archived trail named like nothing Signoff writes stays unknown to the API's table
-    stray = chain_event(
-        checkpoint_id="xx_" + "0" * 26,
-        prev=None,
-        type=EventType.REQUESTED,
-        at=datetime(2026, 11, 12, 9, 30, tzinfo=UTC),
-        actor="someone",
-        data={"request": {}, "assessment": {}, "deadline": None},
-    )
+    stray = _stray("xx_" + "0" * 26)
     write_archive(copy, [stray])
     assert ("xx_" + "0" * 26, 1) in kinds(verify(copy, _ApiLike(data.events)))["unknown"]

@@ -35,11 +35,13 @@ from signoff.domain.helpdesk.approvals import (
     ApprovalState,
     FormReading,
     StepRecord,
+    answer_lines,
     change_ticket_message,
     checkpoint_request,
     decided_message,
     executed_message,
     read_form,
+    request_target,
     requested_message,
     step_label,
     step_of,
@@ -209,8 +211,9 @@ class HelpdeskApprovals:
 
         conv = self.helpdesk.record(conversation_id, add)
         if recorded:
-            who = self._deciders(step, _approval(conv), self._class(conv)[2])
-            self.helpdesk.tell_thread(conv, requested_message(cp, index, len(self._class(conv)[2].steps), who))
+            flow = self._class(conv)[2]
+            who = self._deciders(step, _approval(conv), flow)
+            self.helpdesk.tell_thread(conv, requested_message(cp, index, len(flow.steps), who))
         _log("helpdesk approval step requested", conversation_id, checkpoint_id=cp.id, step=step.value)
 
     def decided(self, checkpoint: Checkpoint) -> None:
@@ -341,16 +344,14 @@ class HelpdeskApprovals:
         return conv
 
     def _change_draft(self, conv: Conversation, record: ApprovalRecord, cls: RequestClass, form: Form) -> TicketDraft:
-        labels = {f.name: f.label for f in form.fields}
         queue = self.helpdesk.config.queues[cls.queue]
         chat = self.helpdesk.chat
         link = chat.permalink(conv.reply_channel, conv.reply_ts) if conv.reply_channel and conv.reply_ts else None
-        target = record.system or next(iter(record.fields.values()), form.title)
         return TicketDraft(
             project=queue.ticket_project,
-            summary=f"[change] {form.title}: {target} for {record.requester}"[:240],
+            summary=f"[change] {form.title}: {request_target(record, form)} for {record.requester}"[:240],
             description=[
-                *(f"{labels.get(name, name)}: {value}" for name, value in record.fields.items()),
+                *answer_lines(record, form),
                 *(f"Step {i + 1} ({s.step.value}): {s.status.value} by {s.decided_by} in checkpoint {s.checkpoint_id}"
                   for i, s in enumerate(record.steps)),
                 f"Helpdesk conversation: {conv.id}",

@@ -172,8 +172,8 @@ def checkpoint_request(
     step = flow.steps[index]
     labels = {f.name: f.label for f in form.fields}
     who = requester_name or record.requester
-    lines = [f"{labels.get(name, name)}: {value}" for name, value in record.fields.items()]
-    target = record.system or next(iter(record.fields.values()), form.title)
+    lines = answer_lines(record, form)
+    target = request_target(record, form)
     return CheckpointRequest(
         action=flow.action,
         target=f"{target} for {who}"[:200],
@@ -200,6 +200,17 @@ def checkpoint_request(
         workflow_id=conversation_id,
         request_id=f"{conversation_id}.{index}",
     )
+
+
+def answer_lines(record: ApprovalRecord, form: Form) -> list[str]:
+    """The form's answers as "label: answer" lines (a checkpoint's summary, a change ticket)."""
+    labels = {f.name: f.label for f in form.fields}
+    return [f"{labels.get(name, name)}: {value}" for name, value in record.fields.items()]
+
+
+def request_target(record: ApprovalRecord, form: Form) -> str:
+    """What the request is about: the chosen system, else the first answer, else the form."""
+    return record.system or next(iter(record.fields.values()), form.title)
 
 
 def step_of(cp: Checkpoint) -> tuple[str, int] | None:
